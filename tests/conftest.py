@@ -1,0 +1,35 @@
+"""Shared test fixtures: repo root on sys.path, and the read-only reference data beside the repo."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# ../shared beside the checkout (CI copies it there); a user's clone has none, so tests skip.
+SHARED = Path(os.environ.get('GAP_SHARED_DIR', REPO.parent / 'shared'))
+REFERENCE = SHARED / 'reference'
+FIXTURES = REFERENCE / 'fixtures'
+UCLA_ALL_SQE = SHARED / 'datasets' / 'NW-UCLA' / 'all_sqe'
+NTU_SAMPLES = SHARED / 'samples' / 'ntu_skeleton'
+
+
+def need(path):
+    """Return `path`, or skip the calling test when the reference data is not there."""
+    path = Path(path)
+    if not path.exists():
+        pytest.skip(f'reference data not available: {path}')
+    return path
+
+
+@pytest.fixture
+def reference_dir():
+    return need(REFERENCE)
+
+
+@pytest.fixture
+def fixtures_dir():
+    return need(FIXTURES)

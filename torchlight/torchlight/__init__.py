@@ -1,0 +1,1 @@
+"""Generic pieces any training script needs; nothing here knows about skeletons or text."""
