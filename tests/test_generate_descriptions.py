@@ -1,0 +1,146 @@
+"""The description generator against a fake chat-completions server on loopback."""
+import json
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import REPO
+from text import generate_descriptions as gen
+from text.descriptions import check_files
+from torchlight.errors import UserError
+
+NAMES = ['drink water', 'kick something', 'clapping']
+
+
+def fake_answer(prompt):
+    name = re.search(r'"([^"]+)"', prompt).group(1)
+    if 'synonyms' in prompt:
+        return '1. ' + ', '.join(f'{name} variant {k}' for k in range(10)) + f', {name}'
+    if 'paragraph' in prompt:
+        return f'"A person performs {name} by moving the arms and the body in a clear pattern."'
+    return '\n'.join([f'- Head: looks toward the {name} target.', f'hand acts for {name}',
+                      f'arm moves to {name}', f'hip steadies during {name}', f'legs support {name}',
+                      f'feet stay planted for {name}'])
+
+
+class Server:
+    """Chat-completions stand-in; `script` maps a prompt substring to answers served once each."""
+
+    def __init__(self):
+        self.requests, self.script, self.fail_next = [], {}, 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+                server.requests.append((self.path, dict(self.headers), body))
+                if server.fail_next:
+                    server.fail_next -= 1
+                    self.send_error(503, 'busy')
+                    return
+                prompt = body['messages'][1]['content']
+                scripted = [k for k, v in server.script.items() if k in prompt and v]
+                content = server.script[scripted[0]].pop(0) if scripted else fake_answer(prompt)
+                data = json.dumps({'choices': [{'message': {'role': 'assistant', 'content': content}}]})
+                self.send_response(200)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / 'label_names.txt').write_text('\n'.join(NAMES) + '\n')
+    return tmp_path
+
+
+def client(server):
+    return gen.ChatClient(server.url, 'fake-model', api_key='k', timeout=5, retries=2, backoff=0)
+
+
+def test_generates_valid_files_with_the_papers_temperature(server, folder):
+    assert gen.generate(folder, client(server), log=lambda *_: None) == []
+    descriptions, problems = check_files(folder, min_synonyms=8)
+    assert problems == [] and descriptions.names == NAMES
+    assert descriptions.parts[0][0] == 'head looks toward the drink water target'
+    assert descriptions.parts[2][5] == 'feet stay planted for clapping'
+    assert descriptions.synonyms[1][:2] == ['kick something', 'kick something variant 0']
+    assert len(server.requests) == 3 * 3
+    path, headers, body = server.requests[0]
+    assert path == '/v1/chat/completions' and headers['Authorization'] == 'Bearer k'
+    assert body['temperature'] == 0.1 and body['model'] == 'fake-model'
+
+
+def test_resume_asks_only_for_missing_or_invalid_lines(server, folder):
+    gen.generate(folder, client(server), log=lambda *_: None)
+    parts = (folder / 'parts.txt').read_text().splitlines()
+    (folder / 'parts.txt').write_text('\n'.join([parts[0], parts[2]]) + '\n')  # class 2 lost
+    sentences = (folder / 'sentences.txt').read_text().splitlines()
+    sentences[2] = 'clapping,TODO'
+    (folder / 'sentences.txt').write_text('\n'.join(sentences) + '\n')
+    server.requests.clear()
+    assert gen.generate(folder, client(server), log=lambda *_: None) == []
+    asked = [body['messages'][1]['content'] for _, _, body in server.requests]
+    assert len(asked) == 2
+    assert '"kick something"' in asked[0] + asked[1] and '"clapping"' in asked[0] + asked[1]
+    assert check_files(folder, min_synonyms=8)[1] == []
+    assert (folder / 'parts.txt').read_text().splitlines()[0] == parts[0]
+
+
+def test_bad_answer_is_asked_again_and_http_errors_are_retried(server, folder):
+    server.script['"drink water"'] = ['I cannot help with that.']
+    server.fail_next = 1
+    assert gen.generate(folder, client(server), kinds=['parts'], log=lambda *_: None) == []
+    assert len(server.requests) == 1 + 1 + 3  # the 503, the bad answer, then three good ones
+    follow_up = server.requests[2][2]['messages']
+    assert follow_up[-1]['role'] == 'user' and 'not usable' in follow_up[-1]['content']
+
+
+def test_gives_up_after_attempts_and_reports(server, folder):
+    server.script['"clapping"'] = ['clapping, applause'] * 3  # too few synonyms, every time
+    failed = gen.generate(folder, client(server), kinds=['synonyms'], log=lambda *_: None)
+    assert failed == [('synonyms', 'clapping')]
+    assert len((folder / 'synonyms.txt').read_text().splitlines()) == 2
+
+
+def test_answer_cleaning():
+    line = gen.answer_to_line('parts', 'wave', '1. Head: looks up; hand - waves.;arm lifts;hip still;leg still;foot flat')
+    assert line == 'wave;head looks up;hand waves;arm lifts;hip still;leg still;foot flat'
+    with pytest.raises(ValueError, match='no line for foot'):
+        gen.answer_to_line('parts', 'wave', 'head a\nhand b\narm c\nhip d\nleg e')
+
+
+def test_cli_errors_are_one_line(folder, monkeypatch):
+    monkeypatch.delenv('OPENAI_MODEL', raising=False)
+    with pytest.raises(UserError, match='--model'):
+        gen.main(['--text-dir', str(folder)])
+    unreachable = gen.ChatClient('http://127.0.0.1:9/v1', 'm', timeout=2, retries=0)
+    with pytest.raises(UserError, match='chat completions at http://127.0.0.1:9/v1/chat/completions failed'):
+        gen.generate(folder, unreachable, log=lambda *_: None)
+
+
+def test_script_runs_from_the_shell(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / 'text' / 'generate_descriptions.py'),
+                             '--text-dir', str(tmp_path), '--model', 'm'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith('error: ') and 'label_names.txt' in result.stderr

@@ -1,0 +1,248 @@
+"""Regenerate a dataset's description files with a large language model, as the paper did (GPT-3,
+temperature 0.1), through any OpenAI-compatible chat-completions endpoint.
+
+    python text/generate_descriptions.py --dataset ntu --model MODEL [--base-url URL] [--api-key KEY]
+
+Base URL, model and key also come from OPENAI_BASE_URL, OPENAI_MODEL, OPENAI_API_KEY. One prompt
+per description kind (the constants below). Every answer is cleaned into upstream's line format and
+validated (text.descriptions) before it is written; a bad answer is asked again. Resumable: lines
+already in a file that validate are kept (matched by their label name), so an interrupted run
+continues where it stopped. label_names.txt of the folder says which classes to describe.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+if __package__ in (None, ''):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from text.descriptions import (PART_WORDS, _PART_FORMS, dataset_dir, normalize, parse_parts_line,
+                               parse_sentence_line, parse_synonyms_line)
+from torchlight.errors import UserError
+
+TEMPERATURE = 0.1
+DEFAULT_BASE_URL = 'https://api.openai.com/v1'
+SYSTEM_PROMPT = ('You describe human body movement for a skeleton-based action recognition dataset. '
+                 'Be concrete and factual, use plain words, and follow the answer format exactly.')
+PROMPTS = {
+    'synonyms': ('Give {count} different synonyms or short paraphrases of the human action "{name}". '
+                 'Answer with one line: the phrases separated by commas, without numbering and '
+                 'without repeating "{name}" itself.'),
+    'sentences': ('Describe in one paragraph of two to four sentences how a person performs the action '
+                  '"{name}": which body parts move, in which direction and in what order. Answer with '
+                  'the paragraph only, on a single line.'),
+    'parts': ('For the human action "{name}", say concretely what each of these body parts does: '
+              'head, hand, arm, hip, leg, foot. Say what sets this action apart from similar ones. '
+              'Answer with exactly six lines in that order, each starting with the body part word '
+              '(for example "hand grips the cup handle"), without numbering or any other text.'),
+}
+FILES = {'synonyms': 'synonyms.txt', 'sentences': 'sentences.txt', 'parts': 'parts.txt'}
+_BULLET = re.compile(r'^\s*(?:\d+\s*[.)]|[-*\u2022])\s*')
+
+
+def _clean(text):
+    text = re.sub(r'^```\w*|```$', '', text.strip()).strip()
+    return text.strip('"\'\u201c\u201d ')
+
+
+def answer_to_line(kind, name, answer, min_synonyms=8):
+    """Upstream-format line for `name` from an LLM answer; ValueError when it is not usable."""
+    answer = _clean(answer)
+    if kind == 'synonyms':
+        phrases, seen = [], {normalize(name)}
+        for piece in re.split(r'[,;\n]', answer):
+            phrase = _BULLET.sub('', piece).strip().strip('"\'\u201c\u201d').rstrip('.').strip()
+            if phrase and normalize(phrase) not in seen:
+                seen.add(normalize(phrase))
+                phrases.append(phrase)
+        line = f'{name},{", ".join(phrases)}'
+        parse_synonyms_line(line, min_synonyms)
+    elif kind == 'sentences':
+        line = f'{name},{" ".join(answer.split())}'
+        parse_sentence_line(line)
+    elif kind == 'parts':
+        pieces = [p for p in answer.splitlines() if p.strip()]
+        if len(pieces) == 1:
+            pieces = pieces[0].split(';')
+        fields = {}
+        for piece in pieces:
+            piece = _BULLET.sub('', piece).strip().replace(';', ',')
+            match = re.match(r'([A-Za-z]+)\s*[:\-\u2013]?\s*(.*)', piece)
+            if not match:
+                continue
+            word, rest = match.groups()
+            part = next((p for p in PART_WORDS if word.lower() in _PART_FORMS[p]), None)
+            if part and part not in fields:
+                fields[part] = f'{word.lower()} {rest.strip().rstrip(".")}'.strip()
+        missing = [p for p in PART_WORDS if p not in fields]
+        if missing:
+            raise ValueError(f'no line for {", ".join(missing)}')
+        line = ';'.join([name] + [fields[p] for p in PART_WORDS])
+        parse_parts_line(line)
+    else:
+        raise ValueError(f'unknown description kind {kind!r}')
+    return line
+
+
+class ChatClient:
+    """Minimal OpenAI-compatible chat-completions client (urllib only)."""
+
+    def __init__(self, base_url, model, api_key=None, timeout=60.0, retries=3, backoff=2.0):
+        self.url = base_url.rstrip('/') + '/chat/completions'
+        self.model, self.api_key = model, api_key
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+
+    def complete(self, messages):
+        body = json.dumps({'model': self.model, 'messages': messages, 'temperature': TEMPERATURE}).encode()
+        headers = {'Content-Type': 'application/json'}
+        if self.api_key:
+            headers['Authorization'] = f'Bearer {self.api_key}'
+        for attempt in range(self.retries + 1):
+            try:
+                request = urllib.request.Request(self.url, data=body, headers=headers, method='POST')
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    data = json.load(response)
+                return data['choices'][0]['message']['content'] or ''
+            except urllib.error.HTTPError as e:
+                transient = e.code == 429 or e.code >= 500
+                reason = f'HTTP {e.code} {e.reason}'
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+                transient, reason = True, str(getattr(e, 'reason', e))
+            except (ValueError, KeyError, IndexError, TypeError) as e:
+                transient, reason = True, f'malformed response ({e})'
+            if not transient or attempt == self.retries:
+                raise UserError(f'chat completions at {self.url} failed: {reason}')
+            time.sleep(self.backoff * 2 ** attempt)
+
+
+def read_existing(path, names, kind, min_synonyms, log=print):
+    """{class index: line} for the lines of `path` that validate, matched by label name."""
+    if not path.is_file():
+        return {}
+    index = {normalize(n): i for i, n in enumerate(names)}
+    kept = {}
+    for number, line in enumerate(path.read_text(encoding='utf-8-sig').splitlines(), 1):
+        if not line.strip():
+            continue
+        name = re.split(r'[;,]', line, maxsplit=1)[0]
+        i = index.get(normalize(name))
+        try:
+            if i is None:
+                raise ValueError(f'label name {name!r} is not in label_names.txt')
+            if i in kept:
+                raise ValueError('second line for this class')
+            {'synonyms': lambda l: parse_synonyms_line(l, min_synonyms),
+             'sentences': parse_sentence_line, 'parts': parse_parts_line}[kind](line)
+            if _duplicate(kind, line, kept):
+                raise ValueError('same text as another class')
+        except ValueError as e:
+            log(f'{path}:{number}: regenerating ({e})')
+            continue
+        kept[i] = line.strip()
+    return kept
+
+
+def write_lines(path, lines):
+    """Write {index: line} in class order, atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        f.write(''.join(lines[i] + '\n' for i in sorted(lines)))
+    os.replace(tmp, path)
+
+
+def _content_key(kind, line):
+    if kind == 'sentences':
+        return normalize(parse_sentence_line(line)[1])
+    if kind == 'parts':
+        return tuple(normalize(f) for f in parse_parts_line(line)[1])
+    return None
+
+
+def _duplicate(kind, line, lines):
+    """Two classes must not share a paragraph or a part set: they could not be told apart."""
+    key = _content_key(kind, line)
+    return key is not None and any(_content_key(kind, other) == key for other in lines.values())
+
+
+def describe_class(client, kind, name, lines, min_synonyms, attempts, log):
+    """One class's validated line, asking again (with the reason) after a bad answer; None if none."""
+    prompt = PROMPTS[kind].format(name=name, count=max(min_synonyms + 2, 10))
+    messages = [{'role': 'system', 'content': SYSTEM_PROMPT}, {'role': 'user', 'content': prompt}]
+    for _ in range(attempts):
+        answer = client.complete(messages)
+        try:
+            line = answer_to_line(kind, name, answer, min_synonyms)
+            if _duplicate(kind, line, lines):
+                raise ValueError('same text as another class')
+            return line
+        except ValueError as e:
+            log(f'{kind} of {name!r}: unusable answer ({e}); asking again')
+            messages += [{'role': 'assistant', 'content': answer},
+                         {'role': 'user', 'content': f'That answer is not usable: {e}. Answer again, '
+                                                     'following the format exactly.'}]
+    return None
+
+
+def generate(text_dir, client, kinds=tuple(PROMPTS), min_synonyms=8, attempts=3, log=print):
+    """Fill the missing or invalid lines of each kind's file; returns the failed (kind, name) pairs."""
+    text_dir = Path(text_dir)
+    names_path = text_dir / 'label_names.txt'
+    if not names_path.is_file():
+        raise UserError(f'{names_path} not found: it lists the classes to describe, one per line')
+    names = [n.strip() for n in names_path.read_text(encoding='utf-8-sig').splitlines() if n.strip()]
+    failed = []
+    for kind in kinds:
+        path = text_dir / FILES[kind]
+        lines = read_existing(path, names, kind, min_synonyms, log)
+        todo = [i for i in range(len(names)) if i not in lines]
+        log(f'{path}: {len(lines)} of {len(names)} classes already valid, {len(todo)} to generate')
+        for i in todo:
+            line = describe_class(client, kind, names[i], lines, min_synonyms, attempts, log)
+            if line is None:
+                failed.append((kind, names[i]))
+                continue
+            lines[i] = line
+            write_lines(path, lines)  # after each answer, so an interruption loses at most one
+    return failed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument('--dataset', choices=['ntu', 'ucla'], default='ntu')
+    where.add_argument('--text-dir', help='folder holding label_names.txt (default text/<dataset>)')
+    parser.add_argument('--kinds', nargs='+', choices=list(PROMPTS), default=list(PROMPTS))
+    parser.add_argument('--base-url', default=os.environ.get('OPENAI_BASE_URL') or DEFAULT_BASE_URL)
+    parser.add_argument('--model', default=os.environ.get('OPENAI_MODEL'))
+    parser.add_argument('--api-key', default=os.environ.get('OPENAI_API_KEY'))
+    parser.add_argument('--min-synonyms', type=int, default=8)
+    parser.add_argument('--attempts', type=int, default=3, help='answers asked per class before giving up')
+    parser.add_argument('--retries', type=int, default=3, help='retries of a failed HTTP request')
+    parser.add_argument('--timeout', type=float, default=60.0, help='seconds per request')
+    parser.add_argument('--backoff', type=float, default=2.0, help='first retry delay in seconds (doubles)')
+    args = parser.parse_args(argv)
+    if not args.model:
+        raise UserError('no model: pass --model NAME or set OPENAI_MODEL')
+    client = ChatClient(args.base_url, args.model, args.api_key, args.timeout, args.retries, args.backoff)
+    folder = dataset_dir(args.dataset, args.text_dir)
+    failed = generate(folder, client, args.kinds, args.min_synonyms, args.attempts)
+    if failed:
+        shown = ', '.join(f'{kind} of {name!r}' for kind, name in failed[:5])
+        raise UserError(f'{len(failed)} descriptions not generated ({shown}); run again to retry them')
+    print(f'ok: {folder}')
+    return 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except UserError as e:  # like the training entry points: one line, exit status 2
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
