@@ -1,0 +1,1 @@
+"""Skeleton models: CTR-GCN blocks (blocks.py), the CTR-GCN / GAP models (ctrgcn.py), losses."""

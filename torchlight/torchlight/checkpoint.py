@@ -1,0 +1,102 @@
+"""Load model weights from a checkpoint file or a state dict, strictly and with one-line errors."""
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from torchlight.errors import UserError
+
+_SHOW = 5  # key names quoted per kind of mismatch in an error message
+
+
+def read_state_dict(path_or_state):
+    """The state dict in a path / dict: a raw one, or one held under 'state_dict' or 'model'."""
+    source = 'the given state dict'
+    obj = path_or_state
+    if isinstance(path_or_state, (str, Path)):
+        source = str(path_or_state)
+        if not Path(source).is_file():
+            raise UserError(f'checkpoint not found: {source}')
+        try:
+            obj = torch.load(source, map_location='cpu', weights_only=True)
+        except Exception as e:  # zip, pickle and restricted-unpickler errors: not loadable
+            if 'weights only load failed' in str(e).lower():
+                reason = ('it holds Python objects besides tensors (a pickled model?), which a '
+                          'weights-only load refuses to unpickle')
+            else:
+                reason = f'not a PyTorch checkpoint file ({type(e).__name__})'
+            raise UserError(f'cannot read checkpoint {source}: {reason}') from None
+    if isinstance(obj, Mapping):
+        for key in ('state_dict', 'model'):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if (not isinstance(obj, Mapping) or not obj
+            or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())):
+        raise UserError(f'{source} holds no state dict (a name -> tensor mapping, possibly under '
+                        f"'state_dict' or 'model')")
+    return obj, source
+
+
+def _strip_module(key):
+    # nn.DataParallel / DistributedDataParallel save their wrapped model's keys as 'module.<key>'.
+    while key.startswith('module.'):
+        key = key[len('module.'):]
+    return key
+
+
+def _quote(keys):
+    keys = sorted(keys)
+    shown = ', '.join(keys[:_SHOW])
+    return shown + (f', ... ({len(keys) - _SHOW} more)' if len(keys) > _SHOW else '')
+
+
+def load_weights(model, path_or_state, ignore_weights=(), strict=True, log=print):
+    """Load `path_or_state` into `model`; returns {'loaded', 'dropped', 'missing', 'unexpected'}.
+
+    `module.` prefixes are stripped. Keys containing any `ignore_weights` substring are dropped
+    from the checkpoint (and the model's own such keys keep their values without counting as
+    missing). Any other missing or unexpected key raises a one-line UserError when `strict`,
+    else is logged; a shape mismatch always raises. Nothing is loaded when an error is raised.
+    """
+    state, source = read_state_dict(path_or_state)
+    if isinstance(model, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+        model = model.module
+    ignore = [ignore_weights] if isinstance(ignore_weights, str) else list(ignore_weights)
+    ignored = lambda key: any(word in key for word in ignore)  # noqa: E731
+
+    weights, dropped = {}, []
+    for key, value in state.items():
+        key = _strip_module(key)
+        if ignored(key):
+            dropped.append(key)
+        else:
+            weights[key] = value
+    for key in dropped:
+        log(f'Dropped weight {key} (matches ignore_weights)')
+
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights and not ignored(k)]
+    unexpected = [k for k in weights if k not in own]
+    mismatched = [k for k in weights if k in own and weights[k].shape != own[k].shape]
+
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} missing key(s): {_quote(missing)}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected key(s): {_quote(unexpected)}')
+    if mismatched:
+        shapes = [f'{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}'
+                  for k in sorted(mismatched)]
+        problems.append(f'{len(mismatched)} shape mismatch(es) (checkpoint vs model): '
+                        + ', '.join(shapes[:_SHOW]) + (' ...' if len(shapes) > _SHOW else ''))
+    name = type(model).__name__
+    if mismatched or (strict and problems):
+        raise UserError(f'checkpoint {source} does not fit {name}: ' + '; '.join(problems))
+    if problems:
+        log(f'Warning: loading {source} into {name} partially: ' + '; '.join(problems))
+
+    loadable = {k: v for k, v in weights.items() if k in own}
+    model.load_state_dict(loadable, strict=False)
+    return {'loaded': sorted(loadable), 'dropped': dropped, 'missing': missing,
+            'unexpected': unexpected}
