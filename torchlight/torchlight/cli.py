@@ -1,0 +1,91 @@
+"""Upstream's command line (every flag, its default) and the entry point shared by both scripts."""
+import sys
+
+from torchlight.args import ArgumentParser, DictAction, parse_with_config, str2bool
+from torchlight.errors import UserError
+
+
+def device_id(value):
+    """A GPU index, or 'cpu' to ask for the CPU explicitly."""
+    return 'cpu' if str(value).lower() == 'cpu' else int(value)
+
+
+def get_parser(prog=None, description=None):
+    p = ArgumentParser(prog=prog, description=description)
+    p.add_argument('--work-dir', default='./work_dir/temp', help='the work folder for storing results')
+    p.add_argument('-model_saved_name', default='', help='set internally to <work_dir>/runs')
+    p.add_argument('--config', default=None, help='path to the YAML config (its values are defaults)')
+    p.add_argument('--phase', default='train', choices=['train', 'test'], help='train or test')
+    p.add_argument('--save-score', type=str2bool, default=False, help='write the classification scores')
+    p.add_argument('--seed', type=int, default=1, help='random seed for python, numpy and torch')
+    p.add_argument('--log-interval', type=int, default=100, help='log every N iterations')
+    p.add_argument('--save-interval', type=int, default=1, help='save a checkpoint every N epochs')
+    p.add_argument('--save-epoch', type=int, default=30, help='save checkpoints only after this epoch')
+    p.add_argument('--eval-interval', type=int, default=5, help='evaluate every N epochs (and the last)')
+    p.add_argument('--print-log', type=str2bool, default=True, help='also write <work_dir>/log.txt')
+    p.add_argument('--show-topk', type=int, default=[1, 5], nargs='+', help='which Top-k accuracies to show')
+    p.add_argument('--feeder', default='feeder.feeder', help='data loader class path')
+    p.add_argument('--num-worker', type=int, default=32, help='DataLoader workers')
+    p.add_argument('--train-feeder-args', action=DictAction, default={}, help="k=v,... merged into the config's")
+    p.add_argument('--test-feeder-args', action=DictAction, default={}, help="k=v,... merged into the config's")
+    p.add_argument('--model', default=None, help='model class path')
+    p.add_argument('--model-args', action=DictAction, default={}, help="k=v,... merged into the config's")
+    p.add_argument('--weights', default=None, help='checkpoint to initialise (train) or evaluate (test)')
+    p.add_argument('--ignore-weights', type=str, default=[], nargs='+',
+                   help='drop checkpoint keys containing these substrings')
+    p.add_argument('--base-lr', type=float, default=0.001, help='initial learning rate')
+    p.add_argument('--step', type=int, default=[20, 40, 60], nargs='+', help='epochs where lr decays')
+    p.add_argument('--device', type=device_id, default=[0], nargs='+',
+                   help='GPU indices (several: DataParallel); falls back to the CPU without CUDA')
+    p.add_argument('--optimizer', default='SGD', help='SGD or Adam')
+    p.add_argument('--nesterov', type=str2bool, default=False, help='use Nesterov momentum')
+    p.add_argument('--batch-size', type=int, default=256, help='training batch size')
+    p.add_argument('--test-batch-size', type=int, default=256, help='test batch size')
+    p.add_argument('--start-epoch', type=int, default=0, help='start training from which epoch')
+    p.add_argument('--num-epoch', type=int, default=80, help='stop training at which epoch')
+    p.add_argument('--weight-decay', type=float, default=0.01, help='weight decay')
+    p.add_argument('--lr-decay-rate', type=float, default=0.1, help='lr multiplier at each step')
+    p.add_argument('--warm_up_epoch', type=int, default=0, help='linear warm-up epochs')
+    p.add_argument('--loss-alpha', type=float, default=0.8, help='weight of the text loss')
+    p.add_argument('--te-lr-ratio', type=float, default=0.0,
+                   help='text-encoder lr = base-lr x ratio; 0 (default) keeps it frozen, 1 is upstream')
+    p.add_argument('--text-encoder-weights', default=None,
+                   help="local text-encoder weights file, or 'random' (tests/benchmarks only)")
+    p.add_argument('--resume', type=str2bool, nargs='?', const=True, default=False,
+                   help='continue from <work_dir>/last.pt (model, optimizer, scaler, epoch, best, RNG)')
+    p.add_argument('--overwrite', type=str2bool, nargs='?', const=True, default=False,
+                   help="remove the work dir's previous outputs and start over")
+    return p
+
+
+def parse_args(argv=None, defaults=None, prog=None, description=None):
+    parser = get_parser(prog, description)
+    if defaults:
+        parser.set_defaults(**defaults)
+    arg = parse_with_config(parser, argv)
+    # a config may write `device: 0` or `show_topk: 1`; the trainer always sees lists
+    for key in ('device', 'show_topk', 'step', 'ignore_weights'):
+        value = getattr(arg, key)
+        if value is not None and not isinstance(value, (list, tuple)):
+            setattr(arg, key, [value])
+    for key in ('train_feeder_args', 'test_feeder_args', 'model_args'):
+        if getattr(arg, key) is None:
+            setattr(arg, key, {})
+        elif not isinstance(getattr(arg, key), dict):
+            raise UserError(f'{key}: expected a mapping, got {getattr(arg, key)!r}')
+    return arg
+
+
+def main(argv=None, *, defaults=None, text_supervision=None, score_keys='name', prog=None, description=None):
+    """Run the trainer; a UserError prints `error: <one line>` on stderr and returns 2."""
+    from torchlight.processor import Processor
+    try:
+        arg = parse_args(sys.argv[1:] if argv is None else argv, defaults, prog, description)
+        Processor(arg, text_supervision=text_supervision, score_keys=score_keys).run()
+    except UserError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('error: interrupted', file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,29 @@
+"""Turn upstream's `--device 0 1` into a torch.device (and the GPU ids for DataParallel)."""
+import torch
+
+from torchlight.errors import UserError
+
+
+def resolve_device(device_arg, warn=print):
+    """Return (output device, GPU ids). No CUDA: the CPU, with one warning, so GPU commands still run.
+
+    `--device cpu` asks for the CPU explicitly (no warning).
+    """
+    ids = device_arg if isinstance(device_arg, (list, tuple)) else [device_arg]
+    ids = [str(i).strip().lower() for i in ids]
+    if not ids or 'cpu' in ids:
+        return torch.device('cpu'), []
+    try:
+        ids = [int(i) for i in ids]
+    except ValueError:
+        raise UserError(f'--device: expected GPU indices (e.g. --device 0 1) or cpu, got {" ".join(ids)}') from None
+    if not torch.cuda.is_available():
+        warn(f'CUDA is not available: running on the CPU (--device {" ".join(map(str, ids))} ignored)')
+        return torch.device('cpu'), []
+    count = torch.cuda.device_count()
+    bad = [i for i in ids if not 0 <= i < count]
+    if bad:
+        raise UserError(f'--device: no GPU {bad[0]} (this machine has {count}: 0..{count - 1})')
+    if len(set(ids)) != len(ids):
+        raise UserError(f'--device: repeated GPU index in {ids}')
+    return torch.device('cuda', ids[0]), ids

@@ -1,0 +1,55 @@
+"""Seeding and capture/restore of every RNG a training step draws from (for exact resume)."""
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def worker_init_fn(worker_id):
+    """Seed a DataLoader worker's numpy/random from its torch seed.
+
+    torch gives each worker base_seed + worker_id, with base_seed drawn from the main process's RNG
+    every epoch, so augmentations differ across workers and epochs yet follow from --seed.
+    (Upstream seeded each worker with its id, which replays the same augmentations every epoch.)
+    """
+    seed = torch.initial_seed() % 2 ** 32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def rng_state():
+    """All RNG states as plain types and tensors, loadable with torch.load(weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        'python': random.getstate(),
+        'numpy': [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        'torch': torch.get_rng_state(),
+        'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state):
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state['torch'])
+    cuda = state.get('cuda') or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def reseed_epoch():
+    """Start an epoch from a torch seed drawn from the run's own RNG.
+
+    Feeders that keep per-process generators keyed on torch.initial_seed() (as DataLoader workers
+    get) then draw a fresh, reproducible stream every epoch also with num_workers=0, and an epoch
+    depends only on the RNG state at its start: what `--resume` restores.
+    """
+    torch.manual_seed(int(torch.randint(0, 2 ** 62, (1,)).item()))
