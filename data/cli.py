@@ -1,9 +1,8 @@
 """Command lines of the preparation scripts (data/ntu*/..., data/prepare_ntu.py)."""
 import argparse
-import sys
 from pathlib import Path
 
-from torchlight.errors import UserError
+from torchlight.errors import UserError, run_cli
 
 from . import pipeline
 
@@ -55,7 +54,4 @@ def run(step, dataset=None, argv=None):
 
 
 def main(step, dataset=None, argv=None):
-    try:
-        run(step, dataset, argv)
-    except UserError as e:
-        sys.exit(f'error: {e}')
+    run_cli(run, step, dataset, argv)

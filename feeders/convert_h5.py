@@ -21,7 +21,7 @@ if __package__ in (None, ''):  # run as a script: make the repo importable
 
 from feeders.storage import (FEATURES, H5_FORMAT, H5_VERSION, SPLITS,  # noqa: E402
                              check_samples, labels_from_onehot, npz_member_memmap, prep_command)
-from torchlight.errors import UserError  # noqa: E402
+from torchlight.errors import UserError, run_cli  # noqa: E402
 
 
 def true_lengths(block):
@@ -113,7 +113,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except UserError as e:
-        sys.exit(f'error: {e}')
+    run_cli(main)

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import REFERENCE, need
 from text.descriptions import (DATASET_CLASSES, TEXT_DIR, check_files, load_descriptions, main,
-                               parse_parts_line, parse_sentence_line, parse_synonyms_line)
+                               parse_parts_line, parse_sentence_line)
 from torchlight.errors import UserError
 
 NAMES = ['drink water', 'eat meal', 'brush teeth']

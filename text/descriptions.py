@@ -12,12 +12,11 @@ Validate from the shell: `python text/descriptions.py ntu --min-synonyms 8` list
 """
 import argparse
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from torchlight.errors import UserError
+from torchlight.errors import UserError, run_cli
 
 TEXT_DIR = Path(__file__).resolve().parent
 DATASET_CLASSES = {'ntu': 120, 'ucla': 10}
@@ -227,8 +226,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except UserError as e:  # like the training entry points: one line, exit status 2
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)

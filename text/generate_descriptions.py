@@ -25,7 +25,7 @@ if __package__ in (None, ''):  # run as a script: make the repo root importable
 
 from text.descriptions import (PART_WORDS, _PART_FORMS, dataset_dir, normalize, parse_parts_line,
                                parse_sentence_line, parse_synonyms_line)
-from torchlight.errors import UserError
+from torchlight.errors import UserError, run_cli
 
 TEMPERATURE = 0.1
 DEFAULT_BASE_URL = 'https://api.openai.com/v1'
@@ -241,8 +241,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except UserError as e:  # like the training entry points: one line, exit status 2
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)
