@@ -101,7 +101,7 @@ class TinySupervision:
         return [self.table[s, labels] + jitter for s in range(5)]
 
 
-def tiny_supervision(num_class, encoder_name, weights, device, te_lr_ratio, seed, log):
+def tiny_supervision(num_class, encoder_name, weights, device, te_lr_ratio, seed, text_dir, log):
     assert encoder_name == 'tiny-encoder'
     return TinySupervision(num_class, te_lr_ratio, seed)
 

@@ -49,6 +49,9 @@ def get_parser(prog=None, description=None):
     p.add_argument('--loss-alpha', type=float, default=0.8, help='weight of the text loss')
     p.add_argument('--te-lr-ratio', type=float, default=0.0,
                    help='text-encoder lr = base-lr x ratio; 0 (default) keeps it frozen, 1 is upstream')
+    p.add_argument('--text-dir', default=None,
+                   help="folder of description files (label_names, synonyms, sentences, parts .txt) "
+                        "replacing the dataset's own in text/, e.g. the paper's original files")
     p.add_argument('--text-encoder-weights', default=None,
                    help="local text-encoder weights file, or 'random' (tests/benchmarks only)")
     p.add_argument('--resume', type=str2bool, nargs='?', const=True, default=False,

@@ -68,7 +68,7 @@ class Processor:
     """Train (`--phase train`) or evaluate a checkpoint (`--phase test`), upstream style.
 
     text_supervision: callable(num_class=, encoder_name=, weights=, device=, te_lr_ratio=, seed=,
-    log=) -> object with .targets(labels), .parameters(), .train(), .eval(); used by GAP models.
+    text_dir=, log=) -> object with .targets(labels), .parameters(), .train(), .eval(); used by GAP models.
     score_keys: 'name' keys score pickles by the feeder's sample_name, 'index' by 0..N-1 (NW-UCLA).
     """
 
@@ -185,7 +185,7 @@ class Processor:
         self.supervision = self.text_supervision_factory(
             num_class=self.num_class, encoder_name=self.encoder_name,
             weights=arg.text_encoder_weights, device=self.device, te_lr_ratio=arg.te_lr_ratio,
-            seed=arg.seed, log=self.log)
+            seed=arg.seed, text_dir=arg.text_dir, log=self.log)
         self.log(f'Text encoder: {self.supervision.encoder_description}')
 
     def load_optimizer(self):
