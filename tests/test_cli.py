@@ -172,7 +172,7 @@ def test_bad_config_key_through_the_script(env, tmp_path):
 
 
 @pytest.mark.parametrize('case', ['missing_data', 'no_weights', 'missing_weights', 'mismatched_weights',
-                                  'bad_feeder_args', 'existing_work_dir'])
+                                  'bad_feeder_args', 'missing_text_dir', 'existing_work_dir'])
 def test_bad_inputs_one_line_exit_2_no_outputs(env, runs, case, tmp_path, capsys, monkeypatch):
     """The same entry point in-process (saves a Python start per case)."""
     import main_multipart_ntu
@@ -194,6 +194,9 @@ def test_bad_inputs_one_line_exit_2_no_outputs(env, runs, case, tmp_path, capsys
         torch.save({'fc.weight': torch.zeros(2, 2)}, tmp_path / 'other.pt')
         args += ['--phase', 'test', '--weights', tmp_path / 'other.pt']
         expect = 'fc.weight'
+    elif case == 'missing_text_dir':
+        args += ['--text-dir', tmp_path / 'no_texts']
+        expect = 'no_texts'
     elif case == 'bad_feeder_args':
         args += ['--test-feeder-args', 'window_size=8,,']
         expect = '--test-feeder-args'
