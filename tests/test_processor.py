@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -233,3 +234,14 @@ def test_device_resolution(monkeypatch):
     assert len(warnings) == 1 and 'CUDA is not available' in warnings[0]
     with pytest.raises(UserError, match='--device'):
         resolve_device(['gpu0'], warnings.append)
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc mallopt is Linux-only')
+def test_cpu_allocator_tuning_applies_on_glibc():
+    import platform
+    from torchlight.device import keep_cpu_memory_in_heap
+    if platform.libc_ver()[0] != 'glibc':
+        pytest.skip('not glibc')
+    assert keep_cpu_memory_in_heap() is True
+    # memory still works as usual afterwards
+    assert torch.ones(64, 1024, 1024).sum().item() == 64 * 1024 * 1024

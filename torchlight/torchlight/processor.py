@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from torchlight import io, rng
-from torchlight.device import resolve_device
+from torchlight.device import keep_cpu_memory_in_heap, resolve_device
 from torchlight.errors import UserError
 from torchlight.importing import import_class
 from torchlight.logging import Logger
@@ -102,6 +102,8 @@ class Processor:
             self.check_work_dir()
         rng.seed_everything(arg.seed)
         self.device, self.gpus = resolve_device(arg.device, warn=self.log.warning)
+        if self.device.type == 'cpu':
+            keep_cpu_memory_in_heap()
         self.amp = self.device.type == 'cuda'
         self.load_data()
         self.load_model()
