@@ -92,25 +92,26 @@ def _pool_map(func, items, workers, initializer=None, initargs=()):
         yield from pool.imap(func, items, chunksize=chunk)
 
 
-def _parse_job(item):
-    name, path = item
-    try:
-        ske = read_skeleton(path, name)
-    except UserError as e:
-        return name, None, [], str(e)
-    bodies = [(b.id, b.start, b.joints) for b in ske.bodies]
-    return name, (ske.num_frames, ske.dropped_frames, bodies), [], None
-
-
-def _parse_denoise_job(item):
+def _worker_result(item, make):
+    """A worker's (name, result, log messages, error): a bad file comes back as its one-line error
+    (the parent stops or skips it), anything else as make(skeleton, messages)."""
     name, path = item
     try:
         ske = read_skeleton(path, name)
     except UserError as e:
         return name, None, [], str(e)
     messages = []
-    seq = denoised_sequence(ske, messages.append)
-    return name, (seq, ske.dropped_frames), messages, None
+    return name, make(ske, messages), messages, None
+
+
+def _parse_job(item):
+    return _worker_result(item, lambda ske, _: (ske.num_frames, ske.dropped_frames,
+                                                [(b.id, b.start, b.joints) for b in ske.bodies]))
+
+
+def _parse_denoise_job(item):
+    return _worker_result(item, lambda ske, messages: (denoised_sequence(ske, messages.append),
+                                                       ske.dropped_frames))
 
 
 _RAW = {}
