@@ -8,11 +8,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+
+from torchlight import io
 
 FORMAT = 1  # bump when the stored layout changes
 
@@ -54,14 +55,6 @@ def load_table(cache_dir, encoder_name, key, num_texts):
 def save_table(cache_dir, encoder_name, key, table):
     """Write atomically (temp file + rename) so concurrent runs never read half a file."""
     path = cache_path(cache_dir, encoder_name, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save({'key': key, 'encoder': encoder_name,
-                        'embeddings': table.detach().float().cpu().contiguous()}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    io.save_torch(path, {'key': key, 'encoder': encoder_name,
+                         'embeddings': table.detach().float().cpu().contiguous()})
     return path

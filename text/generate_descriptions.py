@@ -14,7 +14,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ if __package__ in (None, ''):  # run as a script: make the repo root importable
 
 from text.descriptions import (PART_WORDS, _PART_FORMS, dataset_dir, normalize, parse_parts_line,
                                parse_sentence_line, parse_synonyms_line)
+from torchlight import io
 from torchlight.errors import UserError, run_cli
 
 TEMPERATURE = 0.1
@@ -151,10 +151,7 @@ def read_existing(path, names, kind, min_synonyms, log=print):
 
 def write_lines(path, lines):
     """Write {index: line} in class order, atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        f.write(''.join(lines[i] + '\n' for i in sorted(lines)))
-    os.replace(tmp, path)
+    io.save_text(path, ''.join(lines[i] + '\n' for i in sorted(lines)))
 
 
 def _content_key(kind, line):
