@@ -22,6 +22,7 @@ import numpy as np
 from torchlight import unpickle
 from torchlight.args import ArgumentParser  # argparse whose errors are one-line UserErrors
 from torchlight.errors import UserError
+from torchlight.metrics import top_k_accuracy
 
 REPO = Path(__file__).resolve().parent
 
@@ -240,18 +241,12 @@ def choose_weights(streams, weights=None, alpha=None):
                     'give them with --weights (one per stream, in that order)')
 
 
-def topk_accuracy(fused, labels, k):
-    """Fraction of samples whose label is among the k highest fused scores (upstream's rank-k)."""
-    top = np.argsort(fused, axis=1)[:, -k:]
-    return float((top == labels[:, None]).any(axis=1).mean())
-
-
 def ensemble(scores, weights, labels):
     """scores (S, N, C), weights (S,), labels (N,) -> (top-1, top-5) accuracies in [0, 1]."""
     if labels.size and labels.max() >= scores.shape[2]:
         raise UserError(f'labels go up to {labels.max()} but the scores have {scores.shape[2]} classes')
     fused = np.tensordot(np.asarray(weights, dtype=np.float64), scores, axes=1)
-    return topk_accuracy(fused, labels, 1), topk_accuracy(fused, labels, 5)
+    return top_k_accuracy(fused, labels, 1), top_k_accuracy(fused, labels, 5)
 
 
 # ----------------------------------------------------------------------------- command line

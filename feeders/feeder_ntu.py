@@ -11,6 +11,7 @@ from feeders import transforms
 from feeders.rng import WorkerRNG
 from feeders.storage import open_split
 from graph.ntu_rgb_d import Graph
+from torchlight.metrics import top_k_accuracy
 
 NUM_JOINTS, NUM_BODIES = 25, 2
 
@@ -71,11 +72,3 @@ class Feeder(Dataset):
     def top_k(self, score, top_k):
         return top_k_accuracy(score, self.label, top_k)
 
-
-def top_k_accuracy(score, label, k):
-    """Fraction of samples whose label is among their k highest scores."""
-    score = np.asarray(score)
-    if score.shape[0] != len(label):
-        raise ValueError(f'{score.shape[0]} score rows for {len(label)} labels')
-    top = score.argsort()[:, -k:]
-    return float((top == np.asarray(label)[:, None]).any(1).mean())

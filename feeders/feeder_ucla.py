@@ -12,10 +12,10 @@ from torch.utils.data import Dataset
 
 from feeders import modality as modality_table
 from feeders import transforms
-from feeders.feeder_ntu import top_k_accuracy
 from feeders.rng import WorkerRNG
 from graph.ucla import Graph
 from torchlight.errors import UserError
+from torchlight.metrics import top_k_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 UCLA_DIR = REPO / 'data' / 'NW-UCLA'

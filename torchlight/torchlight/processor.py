@@ -25,6 +25,7 @@ from torchlight.device import keep_cpu_memory_in_heap, resolve_device
 from torchlight.errors import UserError
 from torchlight.importing import import_class
 from torchlight.logging import Logger
+from torchlight.metrics import confusion_matrix
 from torchlight.schedule import apply_learning_rate, learning_rate
 
 LAST = 'last.pt'
@@ -42,16 +43,6 @@ def plain(value):
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     return value
-
-
-def confusion_matrix(true, pred):
-    """Rows true, columns predicted, over the labels that occur in either (as sklearn's)."""
-    labels = np.unique(np.concatenate([true, pred]))
-    lookup = {label: i for i, label in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for t, p in zip(true, pred):
-        matrix[lookup[t], lookup[p]] += 1
-    return matrix
 
 
 def _build(cls_path, kwargs, what):
