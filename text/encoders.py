@@ -21,20 +21,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.ctrgcn import TEXT_WIDTHS
 from torchlight.errors import UserError
 
-# name: (output width, transformer width, heads, layers) of CLIP's text tower.
+# name: (transformer width, heads, layers) of CLIP's text tower; its output width is
+# model.ctrgcn.TEXT_WIDTHS[name], the one table of encoder widths.
 CLIP_TEXT_CONFIGS = {
-    'ViT-B/32': (512, 512, 8, 12),
-    'ViT-B/16': (512, 512, 8, 12),
-    'ViT-L/14': (768, 768, 12, 12),
-    'ViT-L/14@336px': (768, 768, 12, 12),
-    'RN50x16': (768, 768, 12, 12),
-    'RN50x64': (1024, 1024, 16, 12),
+    'ViT-B/32': (512, 8, 12),
+    'ViT-B/16': (512, 8, 12),
+    'ViT-L/14': (768, 12, 12),
+    'ViT-L/14@336px': (768, 12, 12),
+    'RN50x16': (768, 12, 12),
+    'RN50x64': (1024, 16, 12),
 }
 CLIP_CONTEXT, CLIP_VOCAB = 77, 49408
 MINILM = 'all-MiniLM-L6-v2'
-ENCODER_WIDTHS = {**{name: cfg[0] for name, cfg in CLIP_TEXT_CONFIGS.items()}, MINILM: 384}
+ENCODER_WIDTHS = TEXT_WIDTHS
 CLIP_CACHE_DIR = Path('~/.cache/clip')
 _CLIP_TEXT_KEYS = ('token_embedding.', 'positional_embedding', 'transformer.', 'ln_final.',
                    'text_projection')
@@ -88,7 +90,8 @@ class ClipTextEncoder(TextEncoder):
         super().__init__()
         clip = _import_clip()
         LayerNorm, Transformer = clip.model.LayerNorm, clip.model.Transformer
-        embed_dim, width, heads, layers = CLIP_TEXT_CONFIGS[name]
+        width, heads, layers = CLIP_TEXT_CONFIGS[name]
+        embed_dim = TEXT_WIDTHS[name]
         self.name, self.width, self.random_weights = name, embed_dim, state_dict is None
         self.identity = f'random:seed={seed}' if state_dict is None else identity
         # With weights to load, build on the meta device: no time spent on a random init.
@@ -243,7 +246,7 @@ def _read_clip_text_state(path, name):
         raise UserError(f'{path} is not a CLIP checkpoint (no state dict inside)')
     text = {k: v.float() for k, v in state.items() if k.startswith(_CLIP_TEXT_KEYS)}
     del state  # the vision tower goes here
-    embed_dim, width = CLIP_TEXT_CONFIGS[name][:2]
+    embed_dim, width = TEXT_WIDTHS[name], CLIP_TEXT_CONFIGS[name][0]
     projection = text.get('text_projection')
     if projection is None or tuple(projection.shape) != (width, embed_dim):
         shape = None if projection is None else tuple(projection.shape)
