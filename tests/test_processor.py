@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from model.losses import gap_loss
 from torchlight.cli import parse_args
 from torchlight.errors import UserError
 from torchlight.logging import Logger
@@ -100,6 +101,9 @@ class TinySupervision:
     def targets(self, labels):
         jitter = torch.rand(labels.shape[0], 1, generator=self.generator)
         return [self.table[s, labels] + jitter for s in range(5)]
+
+    def loss(self, logits, labels, global_feat, part_feats, logit_scale, alpha):
+        return gap_loss(logits, labels, global_feat, part_feats, self.targets(labels), logit_scale, alpha)
 
 
 def tiny_supervision(num_class, encoder_name, weights, device, te_lr_ratio, seed, text_dir, log):

@@ -15,6 +15,7 @@ import warnings
 
 import torch
 
+from model.losses import gap_loss
 from text import cache as text_cache
 from text.descriptions import load_descriptions
 from text.encoders import build_encoder, weights_identity
@@ -135,6 +136,10 @@ class TextSupervision:
         unique, inverse = torch.unique(rows, return_inverse=True)
         embeddings = self.encoder.encode([self.texts[i] for i in unique.tolist()])
         return list(embeddings[inverse].unbind(0))
+
+    def loss(self, logits, labels, global_feat, part_feats, logit_scale, alpha):
+        """GAP's training loss (model/losses.py) against this batch's text targets: (total, ce, text)."""
+        return gap_loss(logits, labels, global_feat, part_feats, self.targets(labels), logit_scale, alpha)
 
     def __repr__(self):
         mode = 'frozen table' if self.frozen else f'fine-tuned (lr ratio {self.te_lr_ratio})'

@@ -59,7 +59,8 @@ class Processor:
     """Train (`--phase train`) or evaluate a checkpoint (`--phase test`), upstream style.
 
     text_supervision: callable(num_class=, encoder_name=, weights=, device=, te_lr_ratio=, seed=,
-    text_dir=, log=) -> object with .targets(labels), .parameters(), .train(), .eval(); used by GAP models.
+    text_dir=, log=) -> object with .loss(logits, labels, global_feat, part_feats, logit_scale, alpha) ->
+    (total, ce, text), .parameters(), .train(), .eval(); used by GAP models.
     score_keys: 'name' keys score pickles by the feeder's sample_name, 'index' by 0..N-1 (NW-UCLA).
     """
 
@@ -289,11 +290,9 @@ class Processor:
         if not isinstance(out, tuple):
             loss = F.cross_entropy(out, label)
             return out, loss, loss, loss.new_zeros(())
-        from model.losses import gap_loss
         logits, global_feats, logit_scale, parts = out
-        targets = self.supervision.targets(label)
-        total, ce, text = gap_loss(logits, label, global_feats[self.encoder_name], parts, targets,
-                                   logit_scale, self.arg.loss_alpha)
+        total, ce, text = self.supervision.loss(logits, label, global_feats[self.encoder_name], parts,
+                                                logit_scale, self.arg.loss_alpha)
         return logits, total, ce, text
 
     def train_epoch(self, epoch):
