@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from feeders import modality as modality_table
 from feeders import transforms
+from feeders.class_names import class_names
 from feeders.rng import WorkerRNG
 from feeders.storage import open_split
 from graph.ntu_rgb_d import Graph
@@ -68,6 +69,15 @@ class Feeder(Dataset):
         if self.vel:
             data = transforms.motion(data)
         return data, self.label[index], int(index)
+
+    text_set = 'ntu'  # its action descriptions: text/ntu (NTU60 = the first 60 of NTU120's)
+
+    def score_keys(self):
+        """Score pickles are keyed by sample name (`test_0`, ...), as upstream's."""
+        return list(self.sample_name)
+
+    def class_names(self):
+        return class_names(self.text_set, self.num_class)
 
     def top_k(self, score, top_k):
         return top_k_accuracy(score, self.label, top_k)

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from feeders import modality as modality_table
 from feeders import transforms
+from feeders.class_names import class_names
 from feeders.rng import WorkerRNG
 from graph.ucla import Graph
 from torchlight.errors import UserError
@@ -70,7 +71,7 @@ class Feeder(Dataset):
     data_root: the all_sqe folder (default <repo>/data/NW-UCLA/all_sqe).
     """
 
-    def __init__(self, data_path, label_path, repeat=1, random_choose=False, random_shift=False,
+    def __init__(self, data_path=None, label_path=None, repeat=1, random_choose=False, random_shift=False,
                  random_move=False, window_size=-1, normalization=False, debug=False,
                  use_mmap=True, bone=False, vel=False, modality=None, data_root=None):
         self.data_path, self.label_path = data_path, label_path
@@ -109,6 +110,16 @@ class Feeder(Dataset):
         if self.vel:
             data = transforms.motion(data)
         return np.ascontiguousarray(data, dtype=np.float32), self.label[i], int(index)
+
+    text_set = 'ucla'
+    num_class = 10
+
+    def score_keys(self):
+        """Score pickles are keyed by position 0..N-1, as upstream's NW-UCLA pickles."""
+        return list(range(len(self)))
+
+    def class_names(self):
+        return class_names(self.text_set, self.num_class)
 
     def top_k(self, score, top_k):
         return top_k_accuracy(score, self.label, top_k)

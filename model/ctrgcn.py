@@ -15,6 +15,7 @@ import math
 import torch
 import torch.nn as nn
 
+from graph.parts import BODY_PARTS
 from model.blocks import CHANNELS, Unit, bn_init, conv_init
 from torchlight.errors import UserError
 
@@ -26,7 +27,6 @@ TEXT_WIDTHS = {
     'all-MiniLM-L6-v2': 384,
 }
 KNOWN_GRAPHS = ('graph.ntu_rgb_d.Graph', 'graph.ucla.Graph')
-PART_NAMES = ('head', 'hand', 'hip', 'foot')  # the order the forward returns them in
 # Upstream's part_list index per part: [0] head, [1] hand, [2] foot, [3] hip.
 PART_SLOT = {'head': 0, 'hand': 1, 'foot': 2, 'hip': 3}
 
@@ -107,12 +107,17 @@ class CTRGCN(nn.Module):
 class Model(CTRGCN):
     """Plain CTR-GCN: logits (N, num_class).
 
-    Also takes GAP's `head` and `k` so that a GAP config can switch to it; plain CTR-GCN has no
-    text heads and no input transform, so they are unused.
+    GAP's `head` and `k` are refused by name: plain CTR-GCN has no text heads and no input
+    transform, and silently training without them is the mistake they would hide.
     """
 
     def __init__(self, num_class=60, num_point=25, num_person=2, graph='graph.ntu_rgb_d.Graph',
                  graph_args=None, in_channels=3, drop_out=0, adaptive=True, head=None, k=None):
+        given = [name for name, value in (('head', head), ('k', k)) if value is not None]
+        if given:
+            raise UserError(f'model.ctrgcn.Model is plain CTR-GCN without text heads: model_args '
+                            f'{", ".join(given)} only apply to the GAP classes (e.g. '
+                            f'model.ctrgcn.Model_lst_4part); remove them or pick a GAP model')
         super().__init__(num_class, num_point, num_person, graph, graph_args, in_channels,
                          drop_out, adaptive)
 
@@ -162,7 +167,7 @@ class GAPModel(CTRGCN):
             raise UserError(f'unknown parts {self.representation!r} '
                             f'(known: {", ".join(self.graph.parts)})')
         groups = self.graph.parts[self.representation]
-        self.part_joints = [list(groups[name]) for name in PART_NAMES]
+        self.part_joints = [list(groups[name]) for name in BODY_PARTS]
 
         self.logit_scale = nn.Parameter(torch.full((1, 5), math.log(1 / 0.07)))
         self.linear_head = nn.ModuleDict()
@@ -181,7 +186,7 @@ class GAPModel(CTRGCN):
         per_joint = fmap.mean((1, 3))              # (N, C, V)
         feature = per_joint.mean(-1)               # (N, C)
         parts = [self.part_list[PART_SLOT[name]](per_joint[:, :, idx].mean(-1))
-                 for name, idx in zip(PART_NAMES, self.part_joints)]
+                 for name, idx in zip(BODY_PARTS, self.part_joints)]
         text_features = {name: self.linear_head[name](feature) for name in self.head}
         return self.fc(self.drop_out(feature)), text_features, self.logit_scale, parts
 

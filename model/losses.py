@@ -1,4 +1,4 @@
-"""GAP's training loss (UPSTREAM.md "Loss"): cross-entropy plus a symmetric skeleton-text KL term
+"""GAP's training loss, as the upstream code computes it: cross-entropy plus a symmetric skeleton-text KL term
 per text set, against a soft target where every same-label pair in the batch is a positive."""
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-# ../shared beside the checkout (CI copies it there); a user's clone has none, so tests skip.
+# ../shared beside the checkout (CI copies it there); a user's clone has none, so tests skip,
+# except under CI, where they fail.
 SHARED = Path(os.environ.get('GAP_SHARED_DIR', REPO.parent / 'shared'))
 REFERENCE = SHARED / 'reference'
 FIXTURES = REFERENCE / 'fixtures'
@@ -18,9 +19,12 @@ NTU_SAMPLES = SHARED / 'samples' / 'ntu_skeleton'
 
 
 def need(path):
-    """Return `path`, or skip the calling test when the reference data is not there."""
+    """Return `path`, or skip the calling test when the reference data is not there. Under CI
+    (CI=true) the reference is part of the run: a missing one fails instead of hiding a skip."""
     path = Path(path)
     if not path.exists():
+        if os.environ.get('CI', '').lower() in ('1', 'true', 'yes'):
+            pytest.fail(f'CI=true but the reference data is missing: {path}')
         pytest.skip(f'reference data not available: {path}')
     return path
 

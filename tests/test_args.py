@@ -44,7 +44,8 @@ def test_defaults_are_upstreams():
     assert (a.train_feeder_args, a.test_feeder_args, a.weights, a.ignore_weights) == ({}, {}, None, [])
     assert (a.base_lr, a.step, a.device, a.optimizer, a.nesterov) == (0.001, [20, 40, 60], [0], 'SGD', False)
     assert (a.batch_size, a.test_batch_size, a.start_epoch, a.num_epoch) == (256, 256, 0, 80)
-    assert (a.weight_decay, a.lr_decay_rate, a.warm_up_epoch, a.loss_alpha) == (0.01, 0.1, 0, 0.8)
+    assert (a.weight_decay, a.lr_decay_rate, a.warm_up_epoch) == (0.01, 0.1, 0)
+    assert a.loss_alpha is None  # the description set decides: 0.8 NTU, 1.0 NW-UCLA (text.criterion)
     assert (a.text_encoder_weights, a.resume, a.overwrite) == (None, False, False)
     assert a.te_lr_ratio == 0.0  # frozen text encoder by default (upstream: 1, fine-tuned)
 

@@ -175,7 +175,6 @@ def test_bad_config_key_through_the_script(env, tmp_path):
                                   'bad_feeder_args', 'missing_text_dir', 'existing_work_dir'])
 def test_bad_inputs_one_line_exit_2_no_outputs(env, runs, case, tmp_path, capsys, monkeypatch):
     """The same entry point in-process (saves a Python start per case)."""
-    import main_multipart_ntu
     from torchlight.cli import main
     root, environ = env
     monkeypatch.setenv('GAP_CACHE_DIR', environ['GAP_CACHE_DIR'])
@@ -205,8 +204,7 @@ def test_bad_inputs_one_line_exit_2_no_outputs(env, runs, case, tmp_path, capsys
         before = sorted(os.listdir(work))
         expect = '--overwrite'
     capsys.readouterr()
-    rc = main([str(a) for a in args], defaults=main_multipart_ntu.DEFAULTS,
-              text_supervision=main_multipart_ntu.text_supervision)
+    rc = main([str(a) for a in args], feeder='feeders.feeder_ntu.Feeder', default_config=None)
     line = one_line_error(rc, capsys.readouterr().err)
     assert expect in line, line
     if case == 'existing_work_dir':

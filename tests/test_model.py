@@ -103,7 +103,21 @@ def test_aliases_default_to_their_upstream_config(name):
     model = cls()  # nothing given: the dataset's classes, joints, persons, k and parts
     assert (model.num_class, model.num_point, model.num_person, model.k) == (
         kwargs['num_class'], kwargs['num_point'], kwargs['num_person'], k)
-    assert model.part_joints == [graph_module.PARTS[parts][p] for p in ('head', 'hand', 'hip', 'foot')]
+    assert model.part_joints == UPSTREAM_PART_JOINTS[name]
+
+
+# Body-part joints (0-based) of each upstream class, typed from upstream's model code: head, hand,
+# hip, foot.
+UPSTREAM_PART_JOINTS = {
+    'Model_lst_4part': [[2, 3, 20], [4, 5, 6, 7, 8, 9, 10, 11, 21, 22, 23, 24], [0, 1, 2, 12, 16],
+                        [12, 13, 14, 15, 16, 17, 18, 19]],
+    'Model_lst_4part_bone': [[2, 3], [4, 5, 6, 7, 8, 9, 10, 11, 20, 22, 23, 24], [0, 1, 12, 16],
+                             [12, 13, 14, 15, 16, 17, 18, 19]],
+    'Model_lst_4part_ucla': [[2, 3], [10, 11, 6, 7, 8, 9, 4, 5], [0, 1, 12, 16],
+                             [16, 17, 18, 19, 12, 13, 14, 15]],
+    'Model_lst_4part_bone_ucla': [[2], [7, 8, 9, 10, 3, 4, 5, 6], [0, 1, 11, 15],
+                                  [11, 12, 13, 14, 15, 16, 17, 18]],
+}
 
 
 # ------------------------------------------------------------------------------ upstream parity

@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,7 +20,10 @@ from model.losses import gap_loss
 from torchlight.cli import parse_args
 from torchlight.errors import UserError
 from torchlight.logging import Logger
-from torchlight.processor import Processor, confusion_matrix
+from text.criterion import GAPCriterion
+from torchlight.criterion import CrossEntropy
+from torchlight.metrics import confusion_matrix
+from torchlight.processor import Processor
 
 NUM_CLASS, WIDTH = 3, 8
 
@@ -41,6 +45,9 @@ class TinyFeeder(Dataset):
     def __getitem__(self, i):
         x = self.data[i] + (np.random.normal(0, 0.1, 6).astype(np.float32) if self.train else 0)
         return x, self.label[i], i
+
+    def score_keys(self):
+        return self.sample_name
 
     def top_k(self, score, k):
         return float((np.argsort(score)[:, -k:] == np.array(self.label)[:, None]).any(1).mean())
@@ -87,36 +94,42 @@ class TinySupervision:
     def __init__(self, num_class, te_lr_ratio, seed):
         self.table = nn.Parameter(torch.randn(5, num_class, WIDTH), requires_grad=te_lr_ratio > 0)
         self.generator = torch.Generator().manual_seed(seed)
-        self.encoder_description = 'tiny'
+        self.te_lr_ratio = te_lr_ratio
+        self.device = torch.device('cpu')
+        self.bank = SimpleNamespace(num_class=num_class)
+        self.random_weights = False
+        self.training = True
 
     def parameters(self):
         return [self.table] if self.table.requires_grad else []
 
     def train(self, mode=True):
-        return self
-
-    def eval(self):
+        self.training = mode
         return self
 
     def targets(self, labels):
-        jitter = torch.rand(labels.shape[0], 1, generator=self.generator)
+        jitter = torch.rand(labels.shape[0], 1, generator=self.generator) if self.training else 0
         return [self.table[s, labels] + jitter for s in range(5)]
 
     def loss(self, logits, labels, global_feat, part_feats, logit_scale, alpha):
         return gap_loss(logits, labels, global_feat, part_feats, self.targets(labels), logit_scale, alpha)
 
 
-def tiny_supervision(num_class, encoder_name, weights, device, te_lr_ratio, seed, text_dir, log):
-    assert encoder_name == 'tiny-encoder'
-    return TinySupervision(num_class, te_lr_ratio, seed)
+def tiny_criterion(model, dataset, arg, device, log, training):
+    """--criterion for the tiny models: cross-entropy, or GAP's criterion over TinySupervision."""
+    if not isinstance(model, TinyGAP):
+        return CrossEntropy()
+    supervision = TinySupervision(NUM_CLASS, arg.te_lr_ratio, arg.seed) if training else None
+    return GAPCriterion(supervision, model.head[0], 0.8 if arg.loss_alpha is None else arg.loss_alpha)
 
 
 def run(work_dir, *extra, model='test_processor.TinyModel', phase='train'):
     argv = ['--work-dir', str(work_dir), '--phase', phase, '--feeder', 'test_processor.TinyFeeder',
             '--model', model, '--train-feeder-args', "split='train'", '--test-feeder-args', "split='test'",
             '--num-worker', '0', '--batch-size', '4', '--test-batch-size', '5', '--base-lr', '0.1',
-            '--num-epoch', '3', '--save-epoch', '0', '--device', 'cpu', '--show-topk', '1', '2', *extra]
-    p = Processor(parse_args(argv), text_supervision=tiny_supervision, log=Logger())
+            '--num-epoch', '3', '--save-epoch', '0', '--device', 'cpu', '--show-topk', '1', '2',
+            '--criterion', 'test_processor.tiny_criterion', *extra]
+    p = Processor(parse_args(argv), log=Logger())
     p.run()
     return p
 
@@ -131,8 +144,14 @@ def test_outputs_and_save_eval_rules(tmp_path):
     assert ['test_top1' in m for m in metrics] == [False, True, True]  # eval every 2nd and the last
     assert 'samples_per_s' in json.dumps(metrics[0])
     assert sorted(os.path.basename(f) for f in glob.glob(str(w / 'epoch*'))) == [
-        'epoch1_test_each_class_acc.csv', 'epoch1_test_score.pkl', 'epoch2_test_each_class_acc.csv',
-        'epoch2_test_score.pkl', 'epoch3_test_each_class_acc.csv', 'epoch3_test_score.pkl']
+        'epoch1_test_each_class_acc.csv', 'epoch1_test_score.json', 'epoch1_test_score.pkl',
+        'epoch2_test_each_class_acc.csv', 'epoch2_test_score.json', 'epoch2_test_score.pkl',
+        'epoch3_test_each_class_acc.csv', 'epoch3_test_score.json', 'epoch3_test_score.pkl']
+    # each pickle says what produced it: the re-tested best checkpoint, or the epoch's own weights
+    record = json.loads((w / 'epoch1_test_score.json').read_text())
+    assert record['checkpoint'] == str(w / f'runs-{p.best_epoch}-{3 * p.best_epoch}.pt')
+    assert record['accuracy'] == p.best_acc and record['samples'] == 12
+    assert json.loads((w / 'epoch3_test_score.json').read_text())['epoch'] == 3
     scores = pickle.loads((w / 'epoch1_test_score.pkl').read_bytes())
     assert list(scores) == [f'test_{i}' for i in range(12)] and scores['test_0'].shape == (NUM_CLASS,)
     state = torch.load(w / 'runs-3-9.pt', weights_only=True)
@@ -192,7 +211,8 @@ def test_resume_equals_uninterrupted(tmp_path):
     b = torch.load(tmp_path / 'part' / 'last.pt', weights_only=True)
     for key in a['model']:
         assert torch.equal(a['model'][key], b['model'][key]), key
-    assert torch.equal(a['text_encoder'][0], b['text_encoder'][0])
+    assert torch.equal(a['criterion']['encoder'][0], b['criterion']['encoder'][0])
+    assert torch.equal(a['criterion']['generator'], b['criterion']['generator'])
     strip = lambda path: [{k: v for k, v in json.loads(line).items() if 'per_s' not in k}
                           for line in path.read_text().splitlines()]
     assert strip(tmp_path / 'full' / 'metrics.jsonl') == strip(tmp_path / 'part' / 'metrics.jsonl')

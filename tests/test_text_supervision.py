@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from test_descriptions import write_texts
-from test_text_cache import build, fake_builds  # noqa: F401  (fixture)
+from test_text_cache import FakeEncoder, build, fake_builds  # noqa: F401  (fixture)
 
 
 def test_frozen_targets_index_the_table(tmp_path, fake_builds):
@@ -12,10 +12,13 @@ def test_frozen_targets_index_the_table(tmp_path, fake_builds):
     targets = sup.targets(labels)
     assert len(targets) == 5 and all(t.shape == (4, sup.width) for t in targets)
     assert sup.parameters() == [] and sup.frozen
+    # independent of the table: the encoder's own embedding of the class's part prompt
+    fresh = FakeEncoder()
     for s in range(1, 5):
         for i, label in enumerate(labels.tolist()):
-            row = sup.texts.index(sup.bank.part_texts[s - 1][label])
-            assert torch.equal(targets[s][i], sup.table[row])
+            torch.testing.assert_close(targets[s][i], fresh.encode([sup.bank.part_texts[s - 1][label]])[0])
+    # and every table row is the encoding of the text at that position
+    torch.testing.assert_close(sup.table, fresh.encode(sup.texts))
 
 
 def test_global_draws_cover_the_synonyms_and_repeat_with_the_seed(tmp_path, fake_builds):

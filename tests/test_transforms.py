@@ -1,4 +1,4 @@
-"""feeders/transforms.py and feeders/modality.py against UPSTREAM.md's rules."""
+"""feeders/transforms.py and feeders/modality.py against the upstream feeders' rules, typed as numbers."""
 import math
 
 import numpy as np

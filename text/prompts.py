@@ -1,4 +1,4 @@
-"""The five text sets per class that supervise the skeleton features (UPSTREAM.md "Text").
+"""The five text sets per class that supervise the skeleton features.
 
   set 0 global: the class's synonyms, label name included; one is drawn per sample per step
   set 1 head:   `name, head ...`
@@ -13,7 +13,9 @@ tokenizers drop the space, so the tokens are the same.
 """
 from dataclasses import dataclass
 
-SET_NAMES = ('global', 'head', 'hand', 'hip', 'foot')
+from graph.parts import BODY_PARTS
+
+SET_NAMES = ('global', *BODY_PARTS)  # set s supervises the model's text feature s
 # Which description fields (text.descriptions.PART_WORDS order) each part set joins to the name.
 PART_SET_FIELDS = {'head': ('head',), 'hand': ('hand', 'arm'), 'hip': ('hip',), 'foot': ('leg', 'foot')}
 _FIELD_INDEX = {'head': 0, 'hand': 1, 'arm': 2, 'hip': 3, 'leg': 4, 'foot': 5}

@@ -39,7 +39,7 @@ def encode_all(encoder, texts, batch_size=ENCODE_BATCH):
 
 class TextSupervision:
     def __init__(self, bank, device, encoder=None, table=None, te_lr_ratio=0.0, seed=0,
-                 encoder_description=''):
+                 encoder_description='', random_weights=False):
         self.bank = bank
         self.texts = bank.all_texts()
         self.device = torch.device(device)
@@ -47,6 +47,7 @@ class TextSupervision:
         self.table = table
         self.te_lr_ratio = float(te_lr_ratio)
         self.encoder_description = encoder_description
+        self.random_weights = random_weights  # tests and benchmarks only: the targets mean nothing
         self.training = True
         counts = [len(synonyms) for synonyms in bank.global_texts]
         self.global_counts = torch.tensor(counts, device=self.device)
@@ -72,7 +73,7 @@ class TextSupervision:
             log(f'text: fine-tuning {encoder.description} at lr ratio {te_lr_ratio}; '
                 f'{len(texts)} prompts for {bank.num_class} classes')
             return cls(bank, device, encoder=encoder, te_lr_ratio=te_lr_ratio, seed=seed,
-                       encoder_description=encoder.description)
+                       encoder_description=encoder.description, random_weights=weights == 'random')
 
         cache_dir = text_cache.default_cache_dir() if cache_dir is None else cache_dir
         identity, table = weights_identity(encoder_name, weights, seed, download_root), None
@@ -100,7 +101,8 @@ class TextSupervision:
             log(f'text: encoded {len(texts)} prompts for {bank.num_class} classes with {description} '
                 f'in {time.perf_counter() - start:.1f} s (frozen; {where})')
             del encoder  # frozen: the table is all a step needs
-        return cls(bank, device, table=table.to(device), seed=seed, encoder_description=description)
+        return cls(bank, device, table=table.to(device), seed=seed, encoder_description=description,
+                   random_weights=weights == 'random')
 
     @property
     def frozen(self):

@@ -4,7 +4,7 @@
 
 Inputs: the fixture raw files (../shared/reference/fixtures/ntu60/raw, 29 files) replicated under
 new sample names (`--copies` times) plus a synthetic set, so both sides read the same few hundred
-files. The baseline follows UPSTREAM.md's pipeline the way the upstream scripts do it: every line
+files. The baseline follows the upstream pipeline the way the upstream scripts do it: every line
 split in Python, each body a dict whose arrays grow with np.vstack frame by frame, colours kept,
 pickles between the steps, a text file of actor info per sample, one process, per-frame loops in
 the translation, the whole padded array in memory. Both outputs are checked equal, then timed side

@@ -1,9 +1,14 @@
-"""Load model weights from a checkpoint file or a state dict, strictly and with one-line errors."""
+"""Checkpoints: load model weights strictly with one-line errors, and save/load the run state.
+
+`runs-E-S.pt` files are plain state dicts (upstream's format); `last.pt` is the versioned run state.
+"""
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from torchlight import io
 from torchlight.errors import UserError
 
 _SHOW = 5  # key names quoted per kind of mismatch in an error message
@@ -100,3 +105,47 @@ def load_weights(model, path_or_state, ignore_weights=(), strict=True, log=print
     model.load_state_dict(loadable, strict=False)
     return {'loaded': sorted(loadable), 'dropped': dropped, 'missing': missing,
             'unexpected': unexpected}
+
+
+# ---------------------------------------------------------------- the resumable run state
+RUN_STATE_VERSION = 2  # 1 was the unversioned last.pt of the first release
+RUN_STATE_KEYS = ('version', 'args', 'epoch', 'global_step', 'model', 'optimizer', 'scaler',
+                  'criterion', 'best_acc', 'best_epoch', 'best_step', 'best_model', 'last_acc',
+                  'last_epoch', 'rng')
+
+
+def save_run_state(path, state):
+    """Write `<work_dir>/last.pt`, everything `--resume` needs, loadable with weights_only=True:
+
+    version      RUN_STATE_VERSION
+    args         the run's settings (the dict config.yaml holds)
+    epoch        epochs done; global_step: optimizer steps done
+    model        model state dict (CPU, no `module.` prefix); optimizer, scaler: their state dicts
+    criterion    the criterion's own state_dict() (e.g. a fine-tuned text encoder, its RNG)
+    best_acc, best_epoch, best_step   the best evaluated epoch so far (best_epoch None: none yet)
+    best_model   that epoch's weights when no runs-E-S.pt was written for it, else None
+    last_acc, last_epoch              the latest evaluation
+    rng          torchlight.rng.rng_state() at the end of the epoch
+    """
+    missing = [k for k in RUN_STATE_KEYS if k != 'version' and k not in state]
+    if missing:
+        raise ValueError(f'run state lacks {missing}')
+    io.save_torch(path, {'version': RUN_STATE_VERSION, **state})
+
+
+def load_run_state(path):
+    """The dict save_run_state wrote; UserError (one line) for a file it cannot resume from."""
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f'--resume: no {os.path.basename(path)} in {os.path.dirname(path)} to resume from') from None
+    except Exception as e:  # truncated, foreign or pickled-object files
+        raise UserError(f'--resume: cannot read {path} ({type(e).__name__})') from None
+    if not isinstance(state, dict) or 'epoch' not in state:
+        raise UserError(f'--resume: {path} is not a run state (last.pt) file')
+    version = state.get('version', 1)
+    if version != RUN_STATE_VERSION:
+        raise UserError(f'--resume: {path} has run-state format {version}, this version reads '
+                        f'{RUN_STATE_VERSION}; resume it with the release that wrote it, or start '
+                        f'over with --overwrite')
+    return state

@@ -1,8 +1,19 @@
 """Upstream's command line (every flag, its default) and the entry point shared by both scripts."""
+import argparse
 import sys
 
 from torchlight.args import ArgumentParser, DictAction, parse_with_config, str2bool
 from torchlight.errors import UserError
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """--help shows every flag's default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if action.default is not argparse.SUPPRESS and action.option_strings and '%(default)' not in text:
+            text += ' (default: %(default)s)'
+        return text
 
 
 def device_id(value):
@@ -11,7 +22,7 @@ def device_id(value):
 
 
 def get_parser(prog=None, description=None):
-    p = ArgumentParser(prog=prog, description=description)
+    p = ArgumentParser(prog=prog, description=description, formatter_class=DefaultsFormatter)
     p.add_argument('--work-dir', default='./work_dir/temp', help='the work folder for storing results')
     p.add_argument('-model_saved_name', default='', help='set internally to <work_dir>/runs')
     p.add_argument('--config', default=None, help='path to the YAML config (its values are defaults)')
@@ -46,7 +57,10 @@ def get_parser(prog=None, description=None):
     p.add_argument('--weight-decay', type=float, default=0.01, help='weight decay')
     p.add_argument('--lr-decay-rate', type=float, default=0.1, help='lr multiplier at each step')
     p.add_argument('--warm_up_epoch', type=int, default=0, help='linear warm-up epochs')
-    p.add_argument('--loss-alpha', type=float, default=0.8, help='weight of the text loss')
+    p.add_argument('--criterion', default='text.criterion.build',
+                   help='factory of the loss (cross-entropy for plain models, text supervision for GAP)')
+    p.add_argument('--loss-alpha', type=float, default=None,
+                   help='weight of the text loss; None: 0.8 for NTU, 1.0 for NW-UCLA (upstream)')
     p.add_argument('--te-lr-ratio', type=float, default=0.0,
                    help='text-encoder lr = base-lr x ratio; 0 (default) keeps it frozen, 1 is upstream')
     p.add_argument('--text-dir', default=None,
@@ -79,12 +93,14 @@ def parse_args(argv=None, defaults=None, prog=None, description=None):
     return arg
 
 
-def main(argv=None, *, defaults=None, text_supervision=None, score_keys='name', prog=None, description=None):
-    """Run the trainer; a UserError prints `error: <one line>` on stderr and returns 2."""
+def main(argv=None, *, feeder, default_config, prog=None, description=None):
+    """Run the trainer for one dataset (its feeder class path and default config); a UserError
+    prints `error: <one line>` on stderr and returns 2."""
     from torchlight.processor import Processor
     try:
-        arg = parse_args(sys.argv[1:] if argv is None else argv, defaults, prog, description)
-        Processor(arg, text_supervision=text_supervision, score_keys=score_keys).run()
+        arg = parse_args(sys.argv[1:] if argv is None else argv,
+                         {'feeder': feeder, 'config': default_config}, prog, description)
+        Processor(arg).run()
     except UserError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -1,5 +1,8 @@
-"""Import a class from its dotted path (`model.ctrgcn.Model_lst_4part`), with a one-line error."""
+"""Import a class from its dotted path (`model.ctrgcn.Model_lst_4part`) and build it from a config
+mapping, with one-line errors for a wrong path or a wrong key."""
+import difflib
 import importlib
+import inspect
 
 from torchlight.errors import UserError
 
@@ -21,3 +24,34 @@ def import_class(path):
         return getattr(module, name)
     except AttributeError:
         raise UserError(f'cannot import {path!r}: module {module_name!r} has no {name!r}') from None
+
+
+def signature_keywords(cls):
+    """(names `cls(...)` takes by keyword, names it requires); names None when it takes **kwargs."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+        return None, []
+    named = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                             inspect.Parameter.KEYWORD_ONLY)]
+    required = [p.name for p in named if p.default is inspect.Parameter.empty]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None, required
+    return [p.name for p in named], required
+
+
+def build(cls_path, kwargs, what):
+    """`cls(**kwargs)` for the class at `cls_path`. A key the class does not take, or a required
+    one left out, is a one-line UserError naming `what` (e.g. 'model_args'), the class and the
+    closest valid names, found from the class's signature."""
+    cls = import_class(cls_path)
+    valid, required = signature_keywords(cls)
+    for key in kwargs if valid is not None else ():
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=3, cutoff=0.5)
+            hint = f"did you mean: {', '.join(close)}?" if close else f"valid: {', '.join(valid)}"
+            raise UserError(f'{what}: {cls_path} takes no argument {key!r} ({hint})')
+    missing = [name for name in required if name not in kwargs]
+    if missing:
+        raise UserError(f'{what}: {cls_path} needs {", ".join(missing)}')
+    return cls(**kwargs)

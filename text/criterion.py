@@ -1,0 +1,124 @@
+"""GAP's criterion: cross-entropy plus the text supervision's contrastive loss, for the trainer.
+
+`build` is what `--criterion` names by default: it looks at the model and gives plain
+cross-entropy to models without text heads and `GAPCriterion` to GAP's models. The model's
+output, the encoder name and the text targets are this module's business, not the trainer's.
+"""
+import torch
+import torch.nn.functional as F
+
+from torchlight.criterion import CrossEntropy
+from torchlight.errors import UserError
+
+# Upstream's weight of the text loss per description set (its two entry scripts' defaults).
+DEFAULT_LOSS_ALPHA = {'ntu': 0.8, 'ucla': 1.0}
+
+
+def text_heads(model):
+    """Encoder names of a model's text-space heads ([] for a plain classifier)."""
+    return list(getattr(model, 'head', None) or []) if hasattr(model, 'linear_head') else []
+
+
+def build(model, dataset, arg, device, log, training=True):
+    """The criterion for `model`; `dataset` is the feeder, whose `text_set` names its descriptions.
+
+    training=False (the test phase) builds no text table: only the classifier runs.
+    """
+    heads = text_heads(model)
+    if not heads:
+        return CrossEntropy()
+    if len(heads) != 1:
+        raise UserError(f'model_args.head: expected one text encoder name, got {heads}')
+    text_set = getattr(dataset, 'text_set', None)
+    if text_set not in DEFAULT_LOSS_ALPHA:
+        raise UserError(f'feeder {type(dataset).__name__} names no description set (text_set: '
+                        f'{text_set!r}; known: {", ".join(DEFAULT_LOSS_ALPHA)})')
+    alpha = DEFAULT_LOSS_ALPHA[text_set] if arg.loss_alpha is None else arg.loss_alpha
+    supervision = None
+    if training:
+        from text.supervision import TextSupervision
+        supervision = TextSupervision.build(
+            text_set, num_class=model.num_class, encoder_name=heads[0],
+            weights=arg.text_encoder_weights, device=device, te_lr_ratio=arg.te_lr_ratio,
+            seed=arg.seed, text_dir=arg.text_dir, log=log)
+    return GAPCriterion(supervision, heads[0], alpha)
+
+
+class GAPCriterion:
+    """Loss of a GAP model's output `(logits, {encoder: global}, logit_scale, parts)`.
+
+    losses: {'loss': ce + alpha * text, 'ce', 'text'}. With a supervision, evaluation also scores
+    each sample by the cosine of its global text-space feature with every class's label-name
+    embedding ('text' scores: how well the contrastive loss aligned the two spaces, no classifier
+    involved). Without one (test phase) only the logits are used.
+    """
+
+    def __init__(self, supervision, encoder, alpha):
+        self.supervision = supervision
+        self.encoder = encoder
+        self.alpha = float(alpha)
+        self._class_embeddings = None
+
+    @property
+    def description(self):
+        if self.supervision is None:
+            return f'{self.encoder} text heads unused (test phase: classifier only)'
+        return f'{self.supervision!r}, loss = ce + {self.alpha:g} x text'
+
+    @property
+    def warning(self):
+        if self.supervision is not None and self.supervision.random_weights:
+            return (f'the text encoder had random weights ({self.supervision.encoder_description}): '
+                    'its text supervision was meaningless')
+        return None
+
+    def __call__(self, output, labels):
+        logits, global_feats, logit_scale, parts = output
+        total, ce, text = self.supervision.loss(logits, labels, global_feats[self.encoder], parts,
+                                                logit_scale, self.alpha)
+        return {'loss': total, 'ce': ce, 'text': text}
+
+    def logits(self, output):
+        return output[0]
+
+    def scores(self, output):
+        if self.supervision is None:
+            return {}
+        if self._class_embeddings is None:
+            labels = torch.arange(self.supervision.bank.num_class, device=self.supervision.device)
+            with torch.no_grad():  # eval mode: the global set's label-name row of every class
+                table = self.supervision.targets(labels)[0]
+            self._class_embeddings = F.normalize(table.float(), dim=-1)
+        feature = F.normalize(output[1][self.encoder].float(), dim=-1)
+        return {'text': feature @ self._class_embeddings.to(feature.device).t()}
+
+    def param_groups(self):
+        params = self.supervision.parameters() if self.supervision is not None else []
+        return [{'params': params, 'lr_scale': self.supervision.te_lr_ratio}] if params else []
+
+    def state_dict(self):
+        if self.supervision is None:
+            return {}
+        return {'encoder': [p.detach().cpu() for p in self.supervision.parameters()],
+                'generator': self.supervision.generator.get_state()}
+
+    def load_state_dict(self, state):
+        if self.supervision is None:
+            return
+        params = self.supervision.parameters()
+        if len(state.get('encoder', [])) != len(params):
+            raise ValueError(f'{len(state.get("encoder", []))} saved text-encoder tensors, '
+                             f'the encoder has {len(params)}')
+        with torch.no_grad():
+            for p, saved in zip(params, state['encoder']):
+                p.copy_(saved)
+        self.supervision.generator.set_state(state['generator'].cpu())
+
+    def train(self, mode=True):
+        self._class_embeddings = None  # a fine-tuned encoder moves them: recompute per evaluation
+        if self.supervision is not None:
+            self.supervision.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)

@@ -1,0 +1,48 @@
+"""What the trainer asks of a loss: the criterion interface, and plain cross-entropy.
+
+A criterion turns a model's output and the labels into named losses. The trainer sums nothing
+itself: it back-propagates `losses['loss']`, and logs, plots and checkpoints every name returned.
+
+    criterion(output, labels) -> {'loss': total, <part name>: value, ...}  (0-dim tensors)
+    criterion.logits(output)  -> (N, num_class) classifier scores (accuracy, score files)
+    criterion.scores(output)  -> {name: (N, num_class)} further scores to report top-1 of ({})
+    criterion.param_groups()  -> [{'params': [...], 'lr_scale': float}] trained besides the model
+    criterion.state_dict() / load_state_dict(state)   its own resumable state ({} here)
+    criterion.train() / criterion.eval()
+    criterion.description     one line for the log
+    criterion.warning         None, or a line the trainer repeats at the end of training
+"""
+import torch.nn.functional as F
+
+
+class CrossEntropy:
+    """Plain classification (CTR-GCN): the model's output is its logits."""
+
+    description = 'cross-entropy only, no text encoder'
+    warning = None
+
+    def __call__(self, output, labels):
+        ce = F.cross_entropy(output.float(), labels)
+        return {'loss': ce, 'ce': ce}
+
+    def logits(self, output):
+        return output
+
+    def scores(self, output):
+        return {}
+
+    def param_groups(self):
+        return []
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        if state:
+            raise ValueError(f'cross-entropy keeps no state, got {sorted(state)}')
+
+    def train(self, mode=True):
+        return self
+
+    def eval(self):
+        return self.train(False)

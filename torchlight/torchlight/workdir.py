@@ -1,0 +1,102 @@
+"""The work dir's policy: its file names, when training may write into it, what --overwrite removes."""
+import glob
+import os
+import re
+import shlex
+import shutil
+import sys
+
+import yaml
+
+from torchlight import io
+from torchlight.errors import UserError
+
+LAST = 'last.pt'
+METRICS = 'metrics.jsonl'
+CONFIG = 'config.yaml'
+CHECKPOINT_RE = re.compile(r'runs-(\d+)-(\d+)\.pt$')
+# Flags about this invocation, not settings of the run: kept out of the saved config.yaml, so that
+# `--config <work_dir>/config.yaml` (upstream's test recipe) never resumes or wipes by itself.
+NOT_SAVED = ('resume', 'overwrite')
+# The trainer's own outputs: all that --overwrite may remove (never the folder or other files).
+OUTPUTS = ('runs-*.pt', 'runs-*_wrong.txt', 'runs-*_right.txt', 'epoch*_test_score.pkl',
+           'epoch*_test_score.json', 'epoch*_test_each_class_acc.csv', 'epoch*_confusion.png',
+           'learning_curves.png', 'provenance.json', LAST, METRICS, 'log.txt', CONFIG)
+
+
+def plain(value):
+    """Tuples -> lists, recursively, so yaml.safe_dump can write any parsed literal."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def settings(arg):
+    """The run's settings as config.yaml and last.pt record them."""
+    return {k: plain(v) for k, v in vars(arg).items() if k not in NOT_SAVED}
+
+
+def step_of(checkpoint_path):
+    """The global step in a runs-E-S.pt name, or None."""
+    match = CHECKPOINT_RE.search(os.path.basename(str(checkpoint_path)))
+    return int(match.group(2)) if match else None
+
+
+class WorkDir:
+    def __init__(self, path):
+        self.path = path
+        self.runs = os.path.join(path, 'runs')  # upstream's model_saved_name: checkpoint prefix, tensorboard
+        self.last = os.path.join(path, LAST)
+        self.metrics = os.path.join(path, METRICS)
+        self.config = os.path.join(path, CONFIG)
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    def checkpoint(self, epoch, step):
+        return f'{self.runs}-{epoch}-{step}.pt'
+
+    def checkpoints(self):
+        names = glob.glob(os.path.join(glob.escape(self.path), 'runs-*.pt'))
+        return sorted(n for n in names if CHECKPOINT_RE.search(os.path.basename(n)))
+
+    def find_checkpoint(self, epoch):
+        for path in self.checkpoints():
+            if int(CHECKPOINT_RE.search(os.path.basename(path)).group(1)) == epoch:
+                return path
+        return None
+
+    def check_train(self, resume, overwrite):
+        """Refuse to train into a work dir holding checkpoints unless told what to do with them."""
+        if resume and overwrite:
+            raise UserError('--resume and --overwrite exclude each other')
+        if resume:
+            if not os.path.isfile(self.last):
+                raise UserError(f'--resume: no {LAST} in {self.path} to resume from')
+            return
+        found = ([self.last] if os.path.isfile(self.last) else []) + self.checkpoints()
+        if found and not overwrite:
+            raise UserError(f'work dir {self.path} already holds checkpoints ({os.path.basename(found[0])}); '
+                            f'add --resume to continue it or --overwrite to start over')
+
+    def remove_outputs(self):
+        """--overwrite: remove this trainer's own outputs only; returns how many went."""
+        removed = 0
+        for pattern in OUTPUTS:
+            for path in glob.glob(os.path.join(glob.escape(self.path), pattern)):
+                os.remove(path)
+                removed += 1
+        if os.path.isdir(self.runs):
+            shutil.rmtree(self.runs)
+            removed += 1
+        return removed
+
+    def write_config(self, arg, keep_existing):
+        """config.yaml with the command line on top; a test run beside a training run keeps that
+        run's config.yaml (keep_existing; upstream overwrote it)."""
+        if keep_existing and os.path.exists(self.config):
+            return
+        io.save_text(self.config, f'# command line: {shlex.join(sys.argv)}\n\n'
+                     + yaml.safe_dump(settings(arg), sort_keys=False, default_flow_style=None))
