@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from feeders.modality import MODALITIES
 from torchlight import unpickle
 from torchlight.args import ArgumentParser  # argparse whose errors are one-line UserErrors
 from torchlight.errors import UserError
@@ -37,8 +38,8 @@ LABEL_FILES = {
     'NW-UCLA': 'data/NW-UCLA/split.json',
 }
 
-# Stream order is fixed: --weights lists weights in this order for the streams given.
-STREAMS = ('joint', 'bone', 'joint_motion', 'bone_motion')
+# Stream order is the modality table's: --weights lists weights in this order for the streams given.
+STREAMS = tuple(MODALITIES)
 
 # Upstream's weights, by the set of streams given.
 UPSTREAM_WEIGHTS = {
@@ -216,6 +217,19 @@ def align(stream_scores, num_labels, names=None):
     return np.stack(stacked)
 
 
+def describe_scores(directory):
+    """Which checkpoint produced a stream's score file, from the record the trainer writes beside it."""
+    record_path = Path(directory) / SCORE_FILE.replace('.pkl', '.json')
+    try:
+        record = json.loads(record_path.read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return f'{Path(directory) / SCORE_FILE} (no record beside it: written by upstream or an older version)'
+    source = record.get('checkpoint') or f'epoch {record.get("epoch")} of {directory}'
+    accuracy = record.get('accuracy')
+    shown = f', its top-1 {100 * accuracy:.2f}%' if isinstance(accuracy, (int, float)) else ''
+    return f'{source}{shown}, scored {record.get("written", "?")}'
+
+
 # ----------------------------------------------------------------------------- fusion
 
 def choose_weights(streams, weights=None, alpha=None):
@@ -258,10 +272,9 @@ def build_parser():
                         f'{", ".join(LABEL_FILES)} (the paper README spells it --datasets)')
     parser.add_argument('--label-file', default=None, metavar='PATH',
                         help='read labels from this .npz (y_test), .h5 or NW-UCLA split .json instead')
-    parser.add_argument('--joint-dir', metavar='DIR', help='work dir of the joint stream')
-    parser.add_argument('--bone-dir', metavar='DIR', help='work dir of the bone stream')
-    parser.add_argument('--joint-motion-dir', default=None, metavar='DIR', help='work dir of the joint motion stream')
-    parser.add_argument('--bone-motion-dir', default=None, metavar='DIR', help='work dir of the bone motion stream')
+    for stream in STREAMS:
+        parser.add_argument(f'--{stream.replace("_", "-")}-dir', default=None, metavar='DIR',
+                            help=f'work dir of the {stream.replace("_", " ")} stream')
     parser.add_argument('--alpha', type=float, default=None,
                         help='two streams only: score = joint + alpha * bone (default 1)')
     parser.add_argument('--weights', type=float, nargs='+', default=None, metavar='W',
@@ -274,11 +287,10 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         if args.dataset is None and args.label_file is None:
             raise UserError('give --dataset (or --datasets) or --label-file')
-        dirs = {'joint': args.joint_dir, 'bone': args.bone_dir,
-                'joint_motion': args.joint_motion_dir, 'bone_motion': args.bone_motion_dir}
+        dirs = {s: getattr(args, f'{s}_dir') for s in STREAMS}
         streams = [s for s in STREAMS if dirs[s] is not None]
         if not streams:
-            raise UserError('give at least one of --joint-dir, --bone-dir, --joint-motion-dir, --bone-motion-dir')
+            raise UserError('give at least one of ' + ', '.join(f'--{s.replace("_", "-")}-dir' for s in STREAMS))
         weights = choose_weights(streams, args.weights, args.alpha)
         label_path = Path(args.label_file) if args.label_file else default_label_file(args.dataset)
         labels, names = load_labels(label_path)
@@ -287,6 +299,8 @@ def main(argv=None):
     except UserError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
+    for stream, weight in zip(streams, weights):  # stderr: stdout stays upstream's two lines
+        print(f'fused {stream} (x{weight:g}): {describe_scores(dirs[stream])}', file=sys.stderr)
     print('Top1 Acc: {:.4f}%'.format(top1 * 100))
     print('Top5 Acc: {:.4f}%'.format(top5 * 100))
     return 0

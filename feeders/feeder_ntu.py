@@ -76,8 +76,8 @@ class Feeder(Dataset):
         """Score pickles are keyed by sample name (`test_0`, ...), as upstream's."""
         return list(self.sample_name)
 
-    def class_names(self):
-        return class_names(self.text_set, self.num_class)
+    def class_names(self, num_class):
+        return class_names(self.text_set, num_class)
 
     def top_k(self, score, top_k):
         return top_k_accuracy(score, self.label, top_k)

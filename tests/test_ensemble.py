@@ -281,3 +281,18 @@ def test_label_file_forms(tmp_path):
         ensemble.load_labels(single)
     with pytest.raises(ensemble.UserError, match='unsupported label file'):
         ensemble.load_labels(__file__)   # a .py file
+
+
+def test_says_which_checkpoints_it_fused(tmp_path, capsys):
+    split = json.loads((REPO / 'data' / 'NW-UCLA' / 'split.json').read_text())['val']
+    right = list(np.eye(10, dtype=np.float32)[[r['label'] - 1 for r in split]])
+    _write_scores(tmp_path / 'j', right, keys=list(range(464)))
+    _write_scores(tmp_path / 'b', right, keys=list(range(464)))
+    (tmp_path / 'j' / 'epoch1_test_score.json').write_text(json.dumps(
+        {'checkpoint': '/runs/joint/runs-17-1071.pt', 'accuracy': 0.9052, 'written': '2026-12-01T12:00:00'}))
+    code, out, err = _run(capsys, ['--dataset', 'NW-UCLA', '--joint-dir', str(tmp_path / 'j'),
+                                   '--bone-dir', str(tmp_path / 'b')])
+    assert code == 0 and out.splitlines()[0] == 'Top1 Acc: 100.0000%'  # stdout: upstream's lines only
+    joint, bone = err.strip().splitlines()
+    assert joint.startswith('fused joint (x1): /runs/joint/runs-17-1071.pt, its top-1 90.52%')
+    assert bone.startswith('fused bone (x1): ') and 'no record' in bone

@@ -107,6 +107,32 @@ def test_resume_asks_only_for_missing_or_invalid_lines(server, folder):
     assert (folder / 'parts.txt').read_text().splitlines()[0] == parts[0]
 
 
+def test_regenerate_rewrites_every_line_of_the_kinds_asked(server, folder, capsys):
+    gen.generate(folder, client(server), log=lambda *_: None)
+    custom = 'drink water;head bows;hand holds a glass;arm raises it;hip still;leg still;foot flat'
+    parts = (folder / 'parts.txt').read_text().splitlines()
+    (folder / 'parts.txt').write_text('\n'.join([custom] + parts[1:]) + '\n')  # valid, so kept...
+    synonyms = (folder / 'synonyms.txt').read_text()
+    server.requests.clear()
+    assert gen.generate(folder, client(server), kinds=['parts'], log=lambda *_: None) == []
+    assert server.requests == [] and (folder / 'parts.txt').read_text().splitlines()[0] == custom
+    assert gen.generate(folder, client(server), kinds=['parts'], log=lambda *_: None, regenerate=True) == []
+    assert len(server.requests) == len(NAMES)  # ...unless every line is regenerated
+    assert (folder / 'parts.txt').read_text().splitlines() == parts
+    assert (folder / 'synonyms.txt').read_text() == synonyms
+    assert check_files(folder, min_synonyms=8)[1] == []
+
+    server.requests.clear()
+    assert gen.main(['--text-dir', str(folder), '--model', 'm', '--base-url', server.url,
+                     '--kinds', 'sentences', '--regenerate']) == 0
+    assert len(server.requests) == len(NAMES) and 'regenerating all 3 classes' in capsys.readouterr().out
+    sentences = (folder / 'sentences.txt').read_text()
+    unreachable = gen.ChatClient('http://127.0.0.1:9/v1', 'm', timeout=2, retries=0)
+    with pytest.raises(UserError, match='failed'):
+        gen.generate(folder, unreachable, kinds=['sentences'], log=lambda *_: None, regenerate=True)
+    assert (folder / 'sentences.txt').read_text() == sentences  # no answer, so nothing rewritten
+
+
 def test_bad_answer_is_asked_again_and_http_errors_are_retried(server, folder):
     server.script['"drink water"'] = ['I cannot help with that.']
     server.fail_next = 1

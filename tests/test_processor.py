@@ -99,6 +99,9 @@ class TinySupervision:
         self.bank = SimpleNamespace(num_class=num_class)
         self.random_weights = False
         self.training = True
+        self.texts = [f'class {c} set {s}' for s in range(5) for c in range(num_class)]
+        self.frozen = te_lr_ratio == 0
+        self.encoder_description = 'tiny table'
 
     def parameters(self):
         return [self.table] if self.table.requires_grad else []
@@ -144,7 +147,7 @@ def test_outputs_and_save_eval_rules(tmp_path):
     assert ['test_top1' in m for m in metrics] == [False, True, True]  # eval every 2nd and the last
     assert 'samples_per_s' in json.dumps(metrics[0])
     assert sorted(os.path.basename(f) for f in glob.glob(str(w / 'epoch*'))) == [
-        'epoch1_test_each_class_acc.csv', 'epoch1_test_score.json', 'epoch1_test_score.pkl',
+        'epoch1_confusion.png', 'epoch1_test_each_class_acc.csv', 'epoch1_test_score.json', 'epoch1_test_score.pkl',
         'epoch2_test_each_class_acc.csv', 'epoch2_test_score.json', 'epoch2_test_score.pkl',
         'epoch3_test_each_class_acc.csv', 'epoch3_test_score.json', 'epoch3_test_score.pkl']
     # each pickle says what produced it: the re-tested best checkpoint, or the epoch's own weights

@@ -4,12 +4,16 @@
 cross-entropy to models without text heads and `GAPCriterion` to GAP's models. The model's
 output, the encoder name and the text targets are this module's business, not the trainer's.
 """
+import hashlib
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
 from torchlight.criterion import CrossEntropy
 from torchlight.errors import UserError
 
+TEXT_DIR = Path(__file__).resolve().parent
 # Upstream's weight of the text loss per description set (its two entry scripts' defaults).
 DEFAULT_LOSS_ALPHA = {'ntu': 0.8, 'ucla': 1.0}
 
@@ -40,8 +44,15 @@ def build(model, dataset, arg, device, log, training=True):
         supervision = TextSupervision.build(
             text_set, num_class=model.num_class, encoder_name=heads[0],
             weights=arg.text_encoder_weights, device=device, te_lr_ratio=arg.te_lr_ratio,
-            seed=arg.seed, text_dir=arg.text_dir, log=log)
-    return GAPCriterion(supervision, heads[0], alpha)
+            seed=arg.seed, text_dir=arg.text_dir, log=log, text_embeddings=arg.text_embeddings,
+            width=model.text_width)
+    folder = Path(arg.text_dir) if arg.text_dir else TEXT_DIR / text_set
+    return GAPCriterion(supervision, heads[0], alpha, text_folder=folder)
+
+
+def file_hashes(folder):
+    """sha256 of every .txt file in a descriptions folder (what a rerun must find unchanged)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob('*.txt'))}
 
 
 class GAPCriterion:
@@ -53,11 +64,24 @@ class GAPCriterion:
     involved). Without one (test phase) only the logits are used.
     """
 
-    def __init__(self, supervision, encoder, alpha):
+    def __init__(self, supervision, encoder, alpha, text_folder=None):
         self.supervision = supervision
         self.encoder = encoder
         self.alpha = float(alpha)
+        self.text_folder = text_folder
         self._class_embeddings = None
+
+    def provenance(self):
+        """The text side of a run: encoder and weights identity, description files, prompt hash."""
+        out = {'kind': 'gap', 'encoder': self.encoder, 'loss_alpha': self.alpha}
+        if self.text_folder is not None:
+            out.update(text_folder=str(self.text_folder), text_files=file_hashes(self.text_folder))
+        if self.supervision is not None:
+            texts = self.supervision.texts
+            out.update(encoder_weights=self.supervision.encoder_description, prompts=len(texts),
+                       prompts_sha256=hashlib.sha256('\n'.join(texts).encode()).hexdigest(),
+                       fine_tuned=not self.supervision.frozen)
+        return out
 
     @property
     def description(self):

@@ -6,12 +6,17 @@ in label order:
   synonyms.txt     `label name,syn1, syn2, ...`          (comma separated, label name first)
   sentences.txt    `label name,<paragraph>`              (split on the first comma only)
   parts.txt        `label name;head ...;hand ...;arm ...;hip ...;leg ...;foot ...`
-These are the formats of the paper's own files, so a user can drop those in instead of ours.
+Our own files (and the generator's output) are checked strictly: no repeated synonym, no
+placeholder, no two classes with the same text, every part field opening with its part word.
+
+The paper's own files, under the paper's names, load too (`--text-dir` pointed at upstream's
+`text/` folder); see PAPER_FILES and check_paper_files for what is accepted there and why.
 
 Validate from the shell: `python text/descriptions.py ntu --min-synonyms 8` lists every problem.
 """
 import argparse
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +33,24 @@ _PART_FORMS = {'head': ('head', 'heads'), 'hand': ('hand', 'hands'), 'arm': ('ar
 _PLACEHOLDER = re.compile(
     r'\b(todo|tbd|fixme|placeholder|lorem ipsum|xxx+)\b|[<>{}]|\.\.\.|\u2026', re.IGNORECASE)
 _EMPTY_WORDS = {'', 'n/a', 'na', 'none', 'nothing', 'same', 'null', '-', '?'}
+FORMATS = ('auto', 'ours', 'paper')
+
+
+class PaperFiles(NamedTuple):
+    """The paper's file names for one dataset; label_names: candidates, first found wins."""
+    synonyms: str
+    sentences: str
+    parts: str
+    label_names: tuple
+
+
+# Upstream's text/ folder holds both sets side by side; NW-UCLA has no label-name file.
+PAPER_FILES = {
+    'ntu': PaperFiles('synonym_openai_t01.txt', 'sentence_openai_t01.txt', 'pasta_openai_t01.txt',
+                      ('ntu120_label_map.txt', 'label_names.txt')),
+    'ucla': PaperFiles('ucla_synonym_openai_t01.txt', 'ucla_sentence_openai_t01.txt',
+                       'ucla_pasta_openai_t01.txt', ()),
+}
 
 
 @dataclass(frozen=True)
@@ -35,8 +58,10 @@ class Descriptions:
     """Descriptions of `len(names)` classes, in label order."""
     names: list          # label names
     synonyms: list       # per class: [label name, syn1, ...]
-    sentences: list      # per class: one paragraph
+    sentences: list      # per class: one paragraph ('' where the paper's sentence file is absent)
     parts: list          # per class: (head, hand, arm, hip, leg, foot) fields, part word included
+    text_format: str = 'ours'   # 'ours' (checked strictly) or 'paper' (the paper's files, lenient)
+    notes: tuple = ()    # harmless oddities of the paper's files worth a warning
 
     def __len__(self):
         return len(self.names)
@@ -106,8 +131,40 @@ def parse_parts_line(line):
     return fields[0], tuple(fields[1:])
 
 
+def parse_paper_synonyms_line(line):
+    """Lenient `name,syn1, syn2` -> (name, entries): repeats and placeholders kept; only empty
+    entries (from `,,` or a trailing comma) are dropped, and the label name must be there."""
+    entries = [e.strip() for e in line.strip().split(',')]
+    if not entries[0]:
+        raise ValueError('empty label name (the first comma-separated field)')
+    return entries[0], [entries[0]] + [e for e in entries[1:] if e]
+
+
+def parse_paper_sentence_line(line):
+    """Lenient `name,<paragraph>` -> (name, paragraph): any paragraph text is kept."""
+    name, sep, paragraph = line.strip().partition(',')
+    if not sep:
+        raise ValueError('expected `label name,<paragraph>` (no comma)')
+    return name.strip(), paragraph.strip()
+
+
+def parse_paper_parts_line(line):
+    """Lenient `name;head ...;...;foot ...` -> (name, six fields), each field as written
+    (`head: ...`, `none`, even empty). Fields past the seventh are joined onto the foot field:
+    the paper's code builds its foot prompt from every field after the hip one."""
+    fields = [f.strip() for f in line.strip().split(';')]
+    while len(fields) > 1 + len(PART_WORDS) and not fields[-1]:
+        fields.pop()  # a trailing semicolon
+    if len(fields) < 1 + len(PART_WORDS):
+        raise ValueError(f'{len(fields)} semicolon-separated fields, expected 7 '
+                         '(label name;head;hand;arm;hip;leg;foot)')
+    parts = fields[1:6] + [', '.join(fields[6:])]
+    return fields[0], tuple(parts)
+
+
 def _read_lines(path, problems):
-    """Non-blank lines with their 1-based numbers; blank lines inside the file are problems."""
+    """Non-blank lines with their 1-based numbers; blank lines inside the file and an empty file
+    are problems."""
     try:
         raw = path.read_text(encoding='utf-8-sig').splitlines()
     except FileNotFoundError:
@@ -118,6 +175,8 @@ def _read_lines(path, problems):
         return None
     while raw and not raw[-1].strip():
         raw.pop()
+    if not raw:
+        problems.append(Problem(path, 0, 'empty file'))
     lines = []
     for number, line in enumerate(raw, 1):
         if not line.strip():
@@ -127,12 +186,59 @@ def _read_lines(path, problems):
     return lines
 
 
-def check_files(text_dir, num_class=None, min_synonyms=1):
-    """Validate the four files of `text_dir`; return (Descriptions of the first num_class classes
-    or None, problems). A description file holds either num_class lines or one per label name
-    (NTU60 runs use the first 60 of the 120 NTU RGB+D 120 classes)."""
+def _check_count(path, lines, num_class, num_names, problems):
+    if lines and len(lines) not in (num_class, num_names):
+        expected = f'{num_class}' if num_class == num_names else f'{num_class} or {num_names}'
+        problems.append(Problem(path, lines[-1][0], f'{len(lines)} classes, expected {expected}'))
+
+
+def check_files(text_dir, num_class=None, min_synonyms=1, text_format='auto', dataset=None):
+    """Validate the description files of `text_dir`; return (Descriptions of the first num_class
+    classes or None, problems). A description file holds either num_class lines or one per label
+    name (NTU60 runs use the first 60 of the 120 NTU RGB+D 120 classes).
+
+    text_format 'ours' checks our four files strictly, 'paper' reads the paper's files leniently
+    (check_paper_files; `dataset` picks the NTU or NW-UCLA set), 'auto' picks by what the folder
+    holds (detect_format)."""
+    text_dir = Path(text_dir)
+    if text_format not in FORMATS:
+        raise ValueError(f'text_format must be one of {FORMATS}, got {text_format!r}')
+    if text_format == 'auto':
+        text_format = detect_format(text_dir, dataset)
+    if text_format == 'paper':
+        return check_paper_files(text_dir, num_class, dataset)
+    return check_our_files(text_dir, num_class, min_synonyms)
+
+
+def _paper_sets_present(text_dir):
+    return [d for d, files in PAPER_FILES.items()
+            if (text_dir / files.synonyms).is_file() or (text_dir / files.parts).is_file()]
+
+
+def detect_format(text_dir, dataset=None):
+    """'ours' when the folder holds any of our description files (or nothing known, so that the
+    problems name our files), 'paper' when it holds the paper's files of `dataset` (of either
+    dataset when None)."""
+    text_dir = Path(text_dir)
+    if any((text_dir / name).is_file() for name in FILES[1:]):
+        return 'ours'
+    present = _paper_sets_present(text_dir)
+    if present and (dataset is None or dataset in present):
+        return 'paper'
+    return 'ours'
+
+
+def check_our_files(text_dir, num_class=None, min_synonyms=1):
+    """Strict check of our four files (label_names, synonyms, sentences, parts .txt)."""
     text_dir = Path(text_dir)
     problems = []
+    if not any((text_dir / name).is_file() for name in FILES):
+        present = _paper_sets_present(text_dir) if text_dir.is_dir() else []
+        if present:  # the paper's files, but not for the dataset asked for
+            problems.append(Problem(text_dir, 0, f"holds the paper's files of {' and '.join(present)} "
+                                    "only, none of this dataset's (nor label_names.txt, synonyms.txt, "
+                                    "sentences.txt, parts.txt)"))
+            return None, problems
     name_lines = _read_lines(text_dir / 'label_names.txt', problems)
     if name_lines is None:
         return None, problems
@@ -157,10 +263,7 @@ def check_files(text_dir, num_class=None, min_synonyms=1):
         lines = _read_lines(path, problems)
         if lines is None:
             continue
-        if len(lines) not in (num_class, len(names)):
-            expected = f'{num_class}' if num_class == len(names) else f'{num_class} or {len(names)}'
-            problems.append(Problem(path, lines[-1][0] if lines else 0,
-                                    f'{len(lines)} classes, expected {expected}'))
+        _check_count(path, lines, num_class, len(names), problems)
         values, seen = [], {}
         for index, (number, line) in enumerate(lines[:len(names)]):
             try:
@@ -188,6 +291,93 @@ def check_files(text_dir, num_class=None, min_synonyms=1):
                         parts=parsed['parts.txt'][:num_class]), problems
 
 
+def check_paper_files(text_dir, num_class=None, dataset=None):
+    """Read the paper's own files (PAPER_FILES[dataset]) as the paper's code reads them.
+
+    The paper's code splits each line (synonyms on ',', parts on ';') and uses the fields by
+    position, without any check, so the trainer must see the same texts to reproduce it. Accepted
+    as they are: a synonym repeated within a line (kept: the per-sample synonym draw then picks it
+    more often, as upstream's does), part fields written `head: ...` or holding a placeholder such
+    as `none` (used verbatim in the prompts, as upstream uses them), identical lines for two
+    classes, label names of the three files that differ from the label-name file (a note, not an
+    error), a synonyms line with nothing after the label name. Dropped: empty synonym entries (`,,`, a trailing comma) and a
+    trailing semicolon of a parts line. Fields past the seventh of a parts line join the foot
+    field (upstream's foot prompt takes every field after the hip one). Label names come from
+    ntu120_label_map.txt or label_names.txt (NTU) if present, else from the first field of the
+    synonyms lines (NW-UCLA has no label-name file); the sentence file is optional (training does
+    not read it). Still refused, as they would misalign or break the classes: a missing
+    synonyms or parts file, an empty file, a blank line inside a file, a line count that is
+    neither num_class nor the number of label names, a parts line with fewer than the six part
+    fields, a sentences line without a comma, a synonyms line without a label name."""
+    text_dir = Path(text_dir)
+    problems = []
+    if dataset is None:
+        present = _paper_sets_present(text_dir)
+        if len(present) != 1:
+            what = ('the paper\'s files of both ntu and ucla' if present else
+                    "none of the paper's files (" + ', '.join(PAPER_FILES['ntu'][:3]) + ', ucla_...)')
+            problems.append(Problem(text_dir, 0, f'holds {what}; say which dataset'))
+            return None, problems
+        dataset = present[0]
+    if dataset not in PAPER_FILES:
+        raise UserError(f'unknown text dataset {dataset!r}; expected one of {sorted(PAPER_FILES)}')
+    files = PAPER_FILES[dataset]
+
+    parsed, names_of = {}, {}
+    kinds = [('synonyms', files.synonyms, parse_paper_synonyms_line),
+             ('parts', files.parts, parse_paper_parts_line)]
+    if (text_dir / files.sentences).is_file():
+        kinds.append(('sentences', files.sentences, parse_paper_sentence_line))
+    for kind, filename, parse in kinds:
+        path = text_dir / filename
+        lines = _read_lines(path, problems)
+        if lines is None:
+            continue
+        values, line_names = [], []
+        for number, line in lines:
+            try:
+                name, value = parse(line)
+            except ValueError as e:
+                problems.append(Problem(path, number, str(e)))
+                name, value = None, None
+            values.append(value)
+            line_names.append((number, name))
+        parsed[kind], names_of[kind] = (path, lines, values), line_names
+
+    label_path = next((text_dir / n for n in files.label_names if (text_dir / n).is_file()), None)
+    if label_path is not None:
+        name_lines = _read_lines(label_path, problems) or []
+        names = [line.strip() for _, line in name_lines]
+    elif 'synonyms' in parsed:
+        label_path = parsed['synonyms'][0]
+        names = [name for _, name in names_of['synonyms']]
+    else:
+        return None, problems
+    num_class = len(names) if num_class is None else num_class
+    if len(names) < num_class:
+        problems.append(Problem(label_path, len(names),
+                                f'{len(names)} label names, the dataset has {num_class} classes'))
+        return None, problems
+    for path, lines, _ in parsed.values():
+        _check_count(path, lines, num_class, len(names), problems)
+    if problems:
+        return None, problems
+    notes = []
+    for kind, (path, lines, _) in parsed.items():
+        differ = [(number, name, names[i]) for i, (number, name) in enumerate(names_of[kind][:num_class])
+                  if name is not None and normalize(name) != normalize(names[i])]
+        if differ and path != label_path:
+            number, name, label = differ[0]
+            notes.append(f'{path}:{number}: label name {name!r} differs from {label_path.name} '
+                         f'{label!r}' + (f' (and {len(differ) - 1} more lines)' if len(differ) > 1 else '')
+                         + "; kept (the paper's code does not compare them; our part prompts "
+                           'open with the label name)')
+    sentences = parsed['sentences'][2][:num_class] if 'sentences' in parsed else [''] * num_class
+    return Descriptions(names=names[:num_class], synonyms=parsed['synonyms'][2][:num_class],
+                        sentences=sentences, parts=parsed['parts'][2][:num_class],
+                        text_format='paper', notes=tuple(notes)), problems
+
+
 def dataset_dir(dataset=None, text_dir=None):
     """The folder of a dataset's files: `text_dir` if given, else text/<dataset>."""
     if text_dir is not None:
@@ -197,31 +387,49 @@ def dataset_dir(dataset=None, text_dir=None):
     return TEXT_DIR / dataset
 
 
-def load_descriptions(dataset=None, num_class=None, text_dir=None, min_synonyms=1):
-    """Descriptions of the first `num_class` classes; UserError naming file:line on any problem."""
+def load_descriptions(dataset=None, num_class=None, text_dir=None, min_synonyms=1, text_format='auto'):
+    """Descriptions of the first `num_class` classes; UserError naming file:line on any problem.
+    A folder holding the paper's files (PAPER_FILES) is read leniently (check_paper_files), ours
+    strictly; `text_format` ('auto', 'ours', 'paper') forces one. A paper-file note is a warning."""
     folder = dataset_dir(dataset, text_dir)
-    descriptions, problems = check_files(folder, num_class, min_synonyms)
+    descriptions, problems = check_files(folder, num_class, min_synonyms, text_format, dataset)
     if problems:
-        more = f' (and {len(problems) - 1} more; list them with `python text/descriptions.py {folder}`)' \
-            if len(problems) > 1 else ''
+        command = f'python text/descriptions.py {folder}'
+        if dataset is not None and text_dir is not None:
+            command += f' --dataset {dataset}'
+        more = f' (and {len(problems) - 1} more; list them with `{command}`)' if len(problems) > 1 else ''
         raise UserError(f'description file: {problems[0]}{more}')
+    for note in descriptions.notes:
+        warnings.warn(f'description file: {note}')
     return descriptions
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Validate the action-description files of a dataset.')
-    parser.add_argument('dataset', help="'ntu', 'ucla' or a folder holding the four files")
+    parser.add_argument('where', metavar='dataset_or_folder',
+                        help="'ntu', 'ucla' or a folder holding our four files or the paper's files")
+    parser.add_argument('--dataset', choices=sorted(DATASET_CLASSES), default=None,
+                        help="which of the paper's file sets a folder holding both is read for")
+    parser.add_argument('--format', dest='text_format', choices=FORMATS, default='auto',
+                        help="'ours' (strict), 'paper' (the paper's files, lenient) or 'auto' (by file names)")
     parser.add_argument('--num-class', type=int, default=None)
     parser.add_argument('--min-synonyms', type=int, default=8,
-                        help='quality bar for the shipped files (training itself needs 1)')
+                        help='quality bar for our shipped files (training itself needs 1; '
+                             "not applied to the paper's files)")
     args = parser.parse_args(argv)
-    folder = dataset_dir(args.dataset) if args.dataset in DATASET_CLASSES else Path(args.dataset)
-    descriptions, problems = check_files(folder, args.num_class, args.min_synonyms)
+    if args.where in DATASET_CLASSES:
+        folder, dataset = dataset_dir(args.where), args.dataset or args.where
+    else:
+        folder, dataset = Path(args.where), args.dataset
+    descriptions, problems = check_files(folder, args.num_class, args.min_synonyms, args.text_format, dataset)
     for problem in problems:
         print(problem)
     if problems:
         return 1
-    print(f'ok: {folder}: {len(descriptions)} classes')
+    for note in descriptions.notes:
+        print(f'note: {note}')
+    kind = " (the paper's files, read leniently)" if descriptions.text_format == 'paper' else ''
+    print(f'ok: {folder}: {len(descriptions)} classes{kind}')
     return 0
 
 

@@ -2,12 +2,16 @@
 temperature 0.1), through any OpenAI-compatible chat-completions endpoint.
 
     python text/generate_descriptions.py --dataset ntu --model MODEL [--base-url URL] [--api-key KEY]
+    python text/generate_descriptions.py --dataset ntu --model MODEL --regenerate   # rewrite all
 
 Base URL, model and key also come from OPENAI_BASE_URL, OPENAI_MODEL, OPENAI_API_KEY. One prompt
 per description kind (the constants below). Every answer is cleaned into upstream's line format and
 validated (text.descriptions) before it is written; a bad answer is asked again. Resumable: lines
 already in a file that validate are kept (matched by their label name), so an interrupted run
-continues where it stopped. label_names.txt of the folder says which classes to describe.
+continues where it stopped. --regenerate discards the existing lines of the kinds asked for and
+writes every line anew; the file is first rewritten after the first usable answer, so a run that
+cannot reach the endpoint leaves it untouched, and an interrupted --regenerate run is continued by
+running again without --regenerate. label_names.txt of the folder says which classes to describe.
 """
 import argparse
 import json
@@ -187,8 +191,10 @@ def describe_class(client, kind, name, lines, min_synonyms, attempts, log):
     return None
 
 
-def generate(text_dir, client, kinds=tuple(PROMPTS), min_synonyms=8, attempts=3, log=print):
-    """Fill the missing or invalid lines of each kind's file; returns the failed (kind, name) pairs."""
+def generate(text_dir, client, kinds=tuple(PROMPTS), min_synonyms=8, attempts=3, log=print,
+             regenerate=False):
+    """Fill the missing or invalid lines of each kind's file, or with `regenerate` write every line
+    anew (the existing ones ignored); returns the failed (kind, name) pairs."""
     text_dir = Path(text_dir)
     names_path = text_dir / 'label_names.txt'
     if not names_path.is_file():
@@ -197,9 +203,14 @@ def generate(text_dir, client, kinds=tuple(PROMPTS), min_synonyms=8, attempts=3,
     failed = []
     for kind in kinds:
         path = text_dir / FILES[kind]
-        lines = read_existing(path, names, kind, min_synonyms, log)
+        if regenerate:
+            lines = {}
+            log(f'{path}: regenerating all {len(names)} classes (existing lines discarded)')
+        else:
+            lines = read_existing(path, names, kind, min_synonyms, log)
         todo = [i for i in range(len(names)) if i not in lines]
-        log(f'{path}: {len(lines)} of {len(names)} classes already valid, {len(todo)} to generate')
+        if not regenerate:
+            log(f'{path}: {len(lines)} of {len(names)} classes already valid, {len(todo)} to generate')
         for i in todo:
             line = describe_class(client, kind, names[i], lines, min_synonyms, attempts, log)
             if line is None:
@@ -220,6 +231,8 @@ def main(argv=None):
     parser.add_argument('--model', default=os.environ.get('OPENAI_MODEL'))
     parser.add_argument('--api-key', default=os.environ.get('OPENAI_API_KEY'))
     parser.add_argument('--min-synonyms', type=int, default=8)
+    parser.add_argument('--regenerate', action='store_true',
+                        help='rewrite every line of the --kinds files, not only the missing or invalid ones')
     parser.add_argument('--attempts', type=int, default=3, help='answers asked per class before giving up')
     parser.add_argument('--retries', type=int, default=3, help='retries of a failed HTTP request')
     parser.add_argument('--timeout', type=float, default=60.0, help='seconds per request')
@@ -229,10 +242,12 @@ def main(argv=None):
         raise UserError('no model: pass --model NAME or set OPENAI_MODEL')
     client = ChatClient(args.base_url, args.model, args.api_key, args.timeout, args.retries, args.backoff)
     folder = dataset_dir(args.dataset, args.text_dir)
-    failed = generate(folder, client, args.kinds, args.min_synonyms, args.attempts)
+    failed = generate(folder, client, args.kinds, args.min_synonyms, args.attempts,
+                      regenerate=args.regenerate)
     if failed:
         shown = ', '.join(f'{kind} of {name!r}' for kind, name in failed[:5])
-        raise UserError(f'{len(failed)} descriptions not generated ({shown}); run again to retry them')
+        again = ' without --regenerate' if args.regenerate else ''
+        raise UserError(f'{len(failed)} descriptions not generated ({shown}); run again{again} to retry them')
     print(f'ok: {folder}')
     return 0
 

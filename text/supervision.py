@@ -18,8 +18,10 @@ import torch
 from model.losses import gap_loss
 from text import cache as text_cache
 from text.descriptions import load_descriptions
+from text.embedding_file import load_embedding_file
 from text.encoders import build_encoder, weights_identity
 from text.prompts import SET_NAMES, build_prompts
+from torchlight.errors import UserError
 
 ENCODE_BATCH = 256
 
@@ -35,6 +37,11 @@ def encode_all(encoder, texts, batch_size=ENCODE_BATCH):
     table = torch.cat(rows)
     index = {text: i for i, text in enumerate(unique)}
     return table[torch.tensor([index[t] for t in texts], device=table.device)]
+
+
+def prompt_bank(dataset, num_class, text_dir=None):
+    """The validated descriptions of a dataset (or of text_dir) turned into its five prompt sets."""
+    return build_prompts(load_descriptions(dataset, num_class, text_dir))
 
 
 class TextSupervision:
@@ -61,11 +68,19 @@ class TextSupervision:
 
     @classmethod
     def build(cls, dataset, num_class, encoder_name, weights=None, device='cpu', cache_dir=None,
-              te_lr_ratio=0.0, text_dir=None, seed=0, log=print, download_root=None):
+              te_lr_ratio=0.0, text_dir=None, seed=0, log=print, download_root=None,
+              text_embeddings=None, width=None):
         """Load and validate the descriptions, build the prompts, and the table or the encoder."""
         device = torch.device(device)
-        bank = build_prompts(load_descriptions(dataset, num_class, text_dir))
+        bank = prompt_bank(dataset, num_class, text_dir)
         texts = bank.all_texts()
+        if text_embeddings is not None:  # a table exported ahead: no encoder package needed here
+            if te_lr_ratio > 0:
+                raise UserError('--text-embeddings is a frozen table: it cannot be fine-tuned (--te-lr-ratio > 0)')
+            table, description = load_embedding_file(text_embeddings, texts, width=width, encoder_name=encoder_name)
+            log(f'text: {len(texts)} prompt embeddings of {description}')
+            return cls(bank, device, table=table.to(device), seed=seed, encoder_description=description,
+                       random_weights='RANDOM WEIGHTS' in description)
         random_note = ' RANDOM WEIGHTS (tests/benchmarks only)' if weights == 'random' else ''
         if te_lr_ratio > 0:
             encoder = build_encoder(encoder_name, weights, device, seed, download_root).float()

@@ -16,7 +16,7 @@ def data_loaders(arg, device, log):
         log(f'num_worker {arg.num_worker} > {workers} CPUs: using {workers} DataLoader workers')
     common = dict(num_workers=workers, worker_init_fn=rng.worker_init_fn, pin_memory=device.type == 'cuda')
     loaders = {}
-    if arg.phase == 'train':
+    if arg.phase in ('train', 'benchmark'):
         train = build(arg.feeder, dict(arg.train_feeder_args), 'train_feeder_args')
         if len(train) == 0:
             raise UserError(f'train feeder {arg.feeder}: no samples ({arg.train_feeder_args})')

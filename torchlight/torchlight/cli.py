@@ -26,7 +26,8 @@ def get_parser(prog=None, description=None):
     p.add_argument('--work-dir', default='./work_dir/temp', help='the work folder for storing results')
     p.add_argument('-model_saved_name', default='', help='set internally to <work_dir>/runs')
     p.add_argument('--config', default=None, help='path to the YAML config (its values are defaults)')
-    p.add_argument('--phase', default='train', choices=['train', 'test'], help='train or test')
+    p.add_argument('--phase', default='train', choices=['train', 'test', 'benchmark'],
+                   help='train, test (a --weights checkpoint) or benchmark (speed and memory, one JSON line)')
     p.add_argument('--save-score', type=str2bool, default=False, help='write the classification scores')
     p.add_argument('--seed', type=int, default=1, help='random seed for python, numpy and torch')
     p.add_argument('--log-interval', type=int, default=100, help='log every N iterations')
@@ -68,6 +69,13 @@ def get_parser(prog=None, description=None):
                         "replacing the dataset's own in text/, e.g. the paper's original files")
     p.add_argument('--text-encoder-weights', default=None,
                    help="local text-encoder weights file, or 'random' (tests/benchmarks only)")
+    p.add_argument('--text-embeddings', default=None,
+                   help='a table from text/export_embeddings.py: train without the text encoder package')
+    p.add_argument('--precision', default=None, choices=['fp32', 'fp16', 'bf16'],
+                   help='autocast precision; None: fp16 on CUDA (upstream AMP), fp32 on the CPU')
+    p.add_argument('--deterministic', type=str2bool, default=False,
+                   help='deterministic cuDNN kernels instead of autotuned ones')
+    p.add_argument('--compile', type=str2bool, default=False, help='torch.compile the skeleton model')
     p.add_argument('--resume', type=str2bool, nargs='?', const=True, default=False,
                    help='continue from <work_dir>/last.pt (model, optimizer, scaler, epoch, best, RNG)')
     p.add_argument('--overwrite', type=str2bool, nargs='?', const=True, default=False,

@@ -11,6 +11,7 @@ itself: it back-propagates `losses['loss']`, and logs, plots and checkpoints eve
     criterion.train() / criterion.eval()
     criterion.description     one line for the log
     criterion.warning         None, or a line the trainer repeats at the end of training
+    criterion.provenance()    (optional) what a rerun needs to know of its inputs, for provenance.json
 """
 import torch.nn.functional as F
 
@@ -33,6 +34,9 @@ class CrossEntropy:
 
     def param_groups(self):
         return []
+
+    def provenance(self):
+        return {'kind': 'cross-entropy'}
 
     def state_dict(self):
         return {}

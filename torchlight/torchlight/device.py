@@ -53,3 +53,33 @@ def keep_cpu_memory_in_heap(limit=1 << 30):
         return False
     ok = mallopt(_M_MMAP_THRESHOLD, limit) and mallopt(_M_TRIM_THRESHOLD, limit)
     return bool(ok and mallopt(_M_TOP_PAD, limit // 4))
+
+
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def autocast_dtype(precision, device):
+    """The autocast dtype for --precision on `device` (None: fp32, no autocast).
+
+    Default (None): fp16 mixed precision on CUDA, as upstream's AMP, and fp32 on the CPU.
+    """
+    if precision is None:
+        precision = 'fp16' if device.type == 'cuda' else 'fp32'
+    if precision not in PRECISIONS:
+        raise UserError(f'--precision: expected one of {", ".join(PRECISIONS)}, got {precision!r}')
+    if precision == 'fp16' and device.type != 'cuda':
+        raise UserError('--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU')
+    return PRECISIONS[precision]
+
+
+def autocast(device, dtype):
+    """The autocast context of a run (a no-op context for fp32)."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def configure_backends(device, deterministic):
+    """cuDNN autotuning for fixed shapes unless --deterministic; the first GPU as current device."""
+    if device.type == 'cuda':
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = bool(deterministic)

@@ -50,3 +50,32 @@ def write_wrong_right(stem, evaluation):
     io.save_text(stem + '_wrong.txt', ''.join(f'{i},{p},{t}\n' for i, p, t in
                                               zip(evaluation.indices, pred, true) if p != t))
     io.save_text(stem + '_right.txt', ''.join(f'{p},{t}\n' for p, t in zip(pred, true)))
+
+
+def full_confusion(evaluation):
+    """(num_class, num_class) counts over every class the scores cover, for pictures."""
+    n = evaluation.scores.shape[1]
+    flat = evaluation.labels.astype(np.int64) * n + evaluation.predictions
+    return np.bincount(flat, minlength=n * n).reshape(n, n)
+
+
+def picture(log, path, draw, *args, **kwargs):
+    """Draw the picture at `path`; a plotting failure is a warning, never the end of a run."""
+    try:
+        return draw(*args, path, **kwargs)
+    except Exception as e:  # noqa: BLE001  (matplotlib missing, a font problem, a full disk, ...)
+        log.warning(f'could not draw {os.path.basename(path)}: {type(e).__name__}: {e}')
+        return None
+
+
+def write_confusion_picture(log, work_dir, epoch, feeder, evaluation, title):
+    from torchlight.plots import plot_confusion
+    n = evaluation.scores.shape[1]
+    names = feeder.class_names(n) if hasattr(feeder, 'class_names') else [str(i) for i in range(n)]
+    return picture(log, os.path.join(work_dir, f'epoch{epoch}_confusion.png'), plot_confusion,
+                   full_confusion(evaluation), names, title=title)
+
+
+def write_learning_curves(log, work_dir, metrics):
+    from torchlight.plots import plot_learning_curves
+    return picture(log, os.path.join(work_dir, 'learning_curves.png'), plot_learning_curves, metrics)

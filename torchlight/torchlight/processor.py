@@ -6,7 +6,7 @@ back-propagates 'loss' and sums, logs and checkpoints every name it gets. Files 
 are the work dir's (workdir.py), the run state checkpoint.py's, scoring evaluation.py's and the
 output files outputs.py's. Log lines follow upstream's (CTR-GCN/GAP) so their tools keep working.
 """
-import contextlib
+import json
 import os
 import sys
 import time
@@ -15,9 +15,9 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from torchlight import assemble, io, outputs, rng
+from torchlight import assemble, io, outputs, provenance, rng
 from torchlight.checkpoint import load_run_state, load_weights, save_run_state
-from torchlight.device import keep_cpu_memory_in_heap, resolve_device
+from torchlight.device import autocast, autocast_dtype, configure_backends, keep_cpu_memory_in_heap, resolve_device
 from torchlight.errors import UserError
 from torchlight.evaluation import evaluate, summarize
 from torchlight.importing import build, import_class
@@ -45,8 +45,8 @@ class Processor:
     # ------------------------------------------------------------------ set-up (writes nothing)
     def prepare(self):
         arg = self.arg
-        training = arg.phase == 'train'
-        if not training and not arg.weights:
+        training = arg.phase in ('train', 'benchmark')  # a benchmark times training steps
+        if arg.phase == 'test' and not arg.weights:
             raise UserError('--phase test needs --weights <checkpoint.pt>')
         if arg.weights and not os.path.isfile(arg.weights):
             raise UserError(f'--weights: file not found: {arg.weights}')
@@ -54,13 +54,14 @@ class Processor:
             raise UserError('no model: give --model or a model: line in the config')
         if arg.optimizer not in ('SGD', 'Adam'):
             raise UserError(f'--optimizer: expected SGD or Adam, got {arg.optimizer!r}')
-        if training:
+        if arg.phase == 'train':
             self.work.check_train(arg.resume, arg.overwrite)
         rng.seed_everything(arg.seed)
         self.device, self.gpus = resolve_device(arg.device, warn=self.log.warning)
         if self.device.type == 'cpu':
             keep_cpu_memory_in_heap()
-        self.amp = self.device.type == 'cuda'
+        configure_backends(self.device, arg.deterministic)
+        self.amp_dtype = autocast_dtype(arg.precision, self.device)
         self.loaders = assemble.data_loaders(arg, self.device, self.log)
         self.load_model()
         self.criterion = import_class(arg.criterion)(
@@ -69,8 +70,9 @@ class Processor:
         self.log(f'Criterion: {self.criterion.description}')
         if training:
             self.optimizer = assemble.optimizer(arg, self.model_core, self.criterion)
-            self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
-            if arg.resume:
+            # fp16 gradients need loss scaling; bf16 has fp32's range and needs none
+            self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)
+            if arg.resume and arg.phase == 'train':
                 self.load_resume_state()
 
     def load_model(self):
@@ -86,6 +88,8 @@ class Processor:
         self.model = model
         if len(self.gpus) > 1:
             self.model = torch.nn.DataParallel(model, device_ids=self.gpus, output_device=self.gpus[0])
+        if arg.compile:  # the compiled wrapper runs the steps; model_core keeps the plain state-dict names
+            self.model = torch.compile(self.model)
 
     def load_resume_state(self):
         state = load_run_state(self.work.last)
@@ -117,6 +121,8 @@ class Processor:
         self.work.write_config(arg, keep_existing=arg.phase != 'train')
         self.log.attach(self.work.path)
         if arg.phase == 'train':
+            io.save_text(self.work.file('provenance.json'), json.dumps(provenance.record(
+                arg, self.criterion, self.device, os.path.dirname(os.path.abspath(sys.argv[0]))), indent=1) + '\n')
             from tensorboardX import SummaryWriter
             self.writers = {name: SummaryWriter(os.path.join(self.work.runs, name), name)
                             for name in ('train', 'val')}
@@ -144,7 +150,6 @@ class Processor:
                                                                arg.warm_up_epoch))
         self.log(f'Training epoch: {epoch + 1}')
         rng.reseed_epoch()
-        autocast = torch.amp.autocast('cuda') if self.amp else contextlib.nullcontext()
         meter = StepMeter(self.writers['train'])
         batches = samples = 0
         data_time = net_time = 0.0
@@ -156,7 +161,7 @@ class Processor:
             label = label.long().to(self.device, non_blocking=True)
             data_time += time.perf_counter() - tick
             tick = time.perf_counter()
-            with autocast:
+            with autocast(self.device, self.amp_dtype):
                 output = self.model(data)
                 losses = self.criterion(output, label)
             self.optimizer.zero_grad(set_to_none=True)
@@ -187,12 +192,12 @@ class Processor:
                 'train_samples_per_s': samples / max(seconds, 1e-9)}
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, epoch, save_score=False, wrong_stem=None, checkpoint=None):
+    def evaluate(self, epoch, save_score=False, wrong_stem=None, checkpoint=None, picture=False):
         """Upstream's eval: loss and Top-k lines, per-class csv, optional score pickle (with its
         record) and wrong/right files. `epoch` is 0-based as upstream's (file names say epoch + 1)."""
         feeder = self.loaders['test'].dataset
-        autocast = torch.amp.autocast('cuda') if self.amp else contextlib.nullcontext()
-        ev = evaluate(self.model, self.loaders['test'], self.criterion, self.device, autocast)
+        ev = evaluate(self.model, self.loaders['test'], self.criterion, self.device,
+                      autocast(self.device, self.amp_dtype))
         result = summarize(ev, feeder, self.arg.show_topk)
         n = len(ev.scores)
         self.log(f'\tMean test loss of {ev.batches} batches: {ev.loss:.4f}; '
@@ -209,11 +214,17 @@ class Processor:
         result['evaluation'] = ev
         if wrong_stem:
             outputs.write_wrong_right(wrong_stem, ev)
+        if picture:
+            outputs.write_confusion_picture(self.log, self.work.path, epoch + 1, feeder, ev,
+                                            os.path.basename(checkpoint or self.work.path))
         return result
 
     # ------------------------------------------------------------------ phases
     def run(self):
         self.prepare()
+        if self.arg.phase == 'benchmark':  # measures, writes nothing into the work dir
+            from torchlight.benchmark import run_benchmark
+            return run_benchmark(self)
         self.open_work_dir()
         if self.arg.phase == 'train':
             self.train()
@@ -226,7 +237,7 @@ class Processor:
                  print_time=False)
         self.log(f'# Parameters: {self.num_params}; device: {self.device}'
                  + (f' (DataParallel over GPUs {self.gpus})' if len(self.gpus) > 1 else '')
-                 + (', AMP on' if self.amp else ''))
+                 + (f', autocast {self.amp_dtype}' if self.amp_dtype is not None else ''))
         if self.resume_state is not None:
             rng.restore_rng_state(self.resume_state['rng'])
             self.resume_state = None
@@ -236,6 +247,7 @@ class Processor:
         finally:
             for writer in self.writers.values():
                 writer.close()
+        outputs.write_learning_curves(self.log, self.work.path, self.metrics)
         self.retest_best()
 
     def train_and_evaluate(self, epoch):
@@ -279,7 +291,7 @@ class Processor:
             io.save_torch(path, state if state is not None else self.cpu_state())
         self.model_core.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
         self.log(f'Re-testing the best model: {path}')
-        self.evaluate(0, save_score=True, wrong_stem=path[:-len('.pt')], checkpoint=path)
+        self.evaluate(0, save_score=True, wrong_stem=path[:-len('.pt')], checkpoint=path, picture=True)
         summary = [f'Best accuracy: {self.best_acc}', f'Epoch number: {self.best_epoch}']
         if self.last_epoch is not None:
             summary.append(f'Last evaluated epoch: {self.last_epoch}, accuracy: {self.last_acc}')
@@ -296,6 +308,6 @@ class Processor:
         weights = arg.weights
         self.log(f'Model:   {arg.model}.')
         self.log(f'Weights: {weights}.')
-        self.evaluate(0, save_score=arg.save_score, checkpoint=os.path.abspath(weights),
+        self.evaluate(0, save_score=arg.save_score, checkpoint=os.path.abspath(weights), picture=True,
                       wrong_stem=weights[:-len('.pt')] if weights.endswith('.pt') else weights)
         self.log('Done.\n')
