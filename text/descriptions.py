@@ -62,6 +62,7 @@ class Descriptions:
     parts: list          # per class: (head, hand, arm, hip, leg, foot) fields, part word included
     text_format: str = 'ours'   # 'ours' (checked strictly) or 'paper' (the paper's files, lenient)
     notes: tuple = ()    # harmless oddities of the paper's files worth a warning
+    part_names: tuple = ()  # what the part prompts open with, if not `names` (the paper's parts lines)
 
     def __len__(self):
         return len(self.names)
@@ -370,12 +371,14 @@ def check_paper_files(text_dir, num_class=None, dataset=None):
             number, name, label = differ[0]
             notes.append(f'{path}:{number}: label name {name!r} differs from {label_path.name} '
                          f'{label!r}' + (f' (and {len(differ) - 1} more lines)' if len(differ) > 1 else '')
-                         + "; kept (the paper's code does not compare them; our part prompts "
-                           'open with the label name)')
+                         + "; kept (the paper's code does not compare them; its part prompts "
+                           'open with the parts line\'s own name, and so do ours)')
     sentences = parsed['sentences'][2][:num_class] if 'sentences' in parsed else [''] * num_class
     return Descriptions(names=names[:num_class], synonyms=parsed['synonyms'][2][:num_class],
                         sentences=sentences, parts=parsed['parts'][2][:num_class],
-                        text_format='paper', notes=tuple(notes)), problems
+                        text_format='paper', notes=tuple(notes),
+                        part_names=tuple(name if name is not None else names[i] for i, (_, name)
+                                         in enumerate(names_of['parts'][:num_class]))), problems
 
 
 def dataset_dir(dataset=None, text_dir=None):

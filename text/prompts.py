@@ -46,6 +46,6 @@ def build_prompts(descriptions):
     """PromptBank from a text.descriptions.Descriptions."""
     global_texts = [list(synonyms) for synonyms in descriptions.synonyms]
     part_texts = [[part_prompt(name, fields, part_set)
-                   for name, fields in zip(descriptions.names, descriptions.parts)]
+                   for name, fields in zip(descriptions.part_names or descriptions.names, descriptions.parts)]
                   for part_set in SET_NAMES[1:]]
     return PromptBank(global_texts=global_texts, part_texts=part_texts)
