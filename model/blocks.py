@@ -95,7 +95,9 @@ class GraphConv(nn.Module):
         weight, bias = self._stacked('conv4')
         topology = F.conv2d(topology.reshape(n, K * rel, v, v), weight * self.alpha,
                             bias * self.alpha, groups=K)
-        topology = topology.view(n, K, out, v, v) + A[None, :, None]
+        # A (fp32 parameter) in the activations' dtype: under autocast the (n, K, out, v, v) sum
+        # would otherwise be promoted to fp32, twice the memory traffic of the largest tensor here
+        topology = topology.view(n, K, out, v, v) + A.to(topology.dtype)[None, :, None]
         features = F.conv2d(x, *self._stacked('conv3')).view(n, K, out, t, v)
         y = torch.einsum('nkcuv,nkctv->nctu', topology, features)   # sum over subsets and joints
         return torch.relu(self.bn(y) + self.down(x))

@@ -18,14 +18,10 @@ def soft_target_kl(logits, same_label):
     return logits.shape[0] * kl.sum() / kl.numel()
 
 
-def gap_loss(logits, labels, global_feat, part_feats, text_targets, logit_scale, alpha):
-    """(total, ce, text) for one batch.
-
-    logits (N, C); labels (N,); global_feat (N, D); part_feats: head, hand, hip, foot (N, D_s);
-    text_targets: 5 tensors (N, D_s) (global, head, hand, hip, foot); logit_scale (1, 5), used as
-    the raw parameter (upstream does not exponentiate it); alpha weights the mean text loss.
-    Computed in fp32 so autocast'ed features do not lose the KL's precision.
-    """
+def text_loss(labels, global_feat, part_feats, text_targets, logit_scale):
+    """GAP's text term: the mean over the five text sets of the symmetric skeleton-text KL against
+    the same-label soft target. Every sample is compared with every other of the batch given (under
+    DDP: the global batch, gathered). Computed in fp32 so autocast'ed features keep the KL's precision."""
     same_label = same_label_matrix(labels)
     text_losses = []
     for s, (feat, emb) in enumerate(zip([global_feat, *part_feats], text_targets)):
@@ -35,6 +31,16 @@ def gap_loss(logits, labels, global_feat, part_feats, text_targets, logit_scale,
         logits_img = scale * f @ e.t()
         logits_txt = scale * e @ f.t()
         text_losses.append((soft_target_kl(logits_img, same_label) + soft_target_kl(logits_txt, same_label)) / 2)
-    text = torch.stack(text_losses).mean()
+    return torch.stack(text_losses).mean()
+
+
+def gap_loss(logits, labels, global_feat, part_feats, text_targets, logit_scale, alpha):
+    """(total, ce, text) for one batch.
+
+    logits (N, C); labels (N,); global_feat (N, D); part_feats: head, hand, hip, foot (N, D_s);
+    text_targets: 5 tensors (N, D_s) (global, head, hand, hip, foot); logit_scale (1, 5), used as
+    the raw parameter (upstream does not exponentiate it); alpha weights the mean text loss.
+    """
+    text = text_loss(labels, global_feat, part_feats, text_targets, logit_scale)
     ce = F.cross_entropy(logits.float(), labels)
     return ce + alpha * text, ce, text

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from model.losses import text_loss
 from torchlight.criterion import CrossEntropy
 from torchlight.errors import UserError
 
@@ -64,12 +65,32 @@ class GAPCriterion:
     involved). Without one (test phase) only the logits are used.
     """
 
-    def __init__(self, supervision, encoder, alpha, text_folder=None):
+    def __init__(self, supervision, encoder, alpha, text_folder=None, gather=None):
         self.supervision = supervision
         self.encoder = encoder
         self.alpha = float(alpha)
         self.text_folder = text_folder
+        self.gather = gather  # None: one process; else rows of every rank, with gradients (distribute)
         self._class_embeddings = None
+
+    def distribute(self, gather, rank):
+        """Under DDP: the text term compares every sample of the global batch with every other, as
+        one process (or DataParallel) does: `gather` concatenates every rank's rows, with gradients;
+        each rank draws its own synonyms (generator seed + rank).
+
+        No rescaling is needed: every rank computes the same global text term T; the gather's
+        backward sums over the ranks the gradient each rank's T gives this rank's rows, and DDP's
+        average of those W equal contributions is T's 1-process gradient. Cross-entropy stays the
+        rank's own mean, whose average over equal per-rank batches is the global mean.
+        """
+        self.gather = gather
+        if self.supervision is not None and rank:
+            generator = self.supervision.generator
+            generator.manual_seed(generator.initial_seed() + rank)
+
+    def generators(self):
+        """The random generators this criterion draws from (per-rank RNG state in last.pt)."""
+        return [self.supervision.generator] if self.supervision is not None else []
 
     def provenance(self):
         """The text side of a run: encoder and weights identity, description files, prompt hash."""
@@ -98,9 +119,16 @@ class GAPCriterion:
 
     def __call__(self, output, labels):
         logits, global_feats, logit_scale, parts = output
-        total, ce, text = self.supervision.loss(logits, labels, global_feats[self.encoder], parts,
-                                                logit_scale, self.alpha)
-        return {'loss': total, 'ce': ce, 'text': text}
+        if self.gather is None:
+            total, ce, text = self.supervision.loss(logits, labels, global_feats[self.encoder], parts,
+                                                    logit_scale, self.alpha)
+            return {'loss': total, 'ce': ce, 'text': text}
+        g = self.gather  # this rank's targets (its own synonym draws), then every rank's rows
+        targets = self.supervision.targets(labels)
+        text = text_loss(g(labels), g(global_feats[self.encoder]), [g(p) for p in parts], [g(t) for t in targets],
+                         logit_scale)
+        ce = F.cross_entropy(logits.float(), labels)
+        return {'loss': ce + self.alpha * text, 'ce': ce, 'text': text}
 
     def logits(self, output):
         return output[0]

@@ -19,7 +19,6 @@ import argparse
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -157,35 +156,19 @@ class Upstream4Part(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------------
-def _loss(out):
-    if isinstance(out, torch.Tensor):
-        return out.square().mean()
-    logits, feats, scale, parts = out
-    return (logits.square().mean() + sum(f.square().mean() for f in feats.values())
-            + scale.sum() + sum(p.square().mean() for p in parts))
-
-
-def train_step(model, x):
-    """(wall ms, process CPU ms) of one training-mode forward + backward."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    model.zero_grad(set_to_none=True)
-    _loss(model(x)).backward()
-    return (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
-
-
 def time_models(models, x, warmup, iters):
-    """{name: (median wall ms, median CPU ms)}. The models take turns, so load from other
-    processes spreads over all of them; CPU time is what the step itself used, which on a
-    shared machine moves less than wall time does."""
+    """{name: (median wall ms, median CPU ms)} of a training-mode forward + backward (the trainer's
+    --phase benchmark `model_step`: a trivial loss over every output). The models take turns, so
+    load from other processes spreads over all of them; CPU time is what the step itself used,
+    which on a shared machine moves less than wall time does."""
+    from torchlight.benchmark import model_step, time_arms
+    cpu = torch.device('cpu')
     for model in models.values():
         model.train()
-        for _ in range(warmup):
-            train_step(model, x)
-    times = {name: [] for name in models}
-    for _ in range(iters):
-        for name, model in models.items():
-            times[name].append(train_step(model, x))
-    return {name: tuple(statistics.median(column) for column in zip(*t)) for name, t in times.items()}
+    arms = {name: (lambda m=model: model_step(m, cpu, None, x)) for name, model in models.items()}
+    times = time_arms(arms, warmup, iters)
+    return {name: (1e3 * statistics.median(t['wall']), 1e3 * statistics.median(t['cpu']))
+            for name, t in times.items()}
 
 
 def main(argv=None):

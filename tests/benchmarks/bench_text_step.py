@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model.ctrgcn import Model, Model_lst_4part  # noqa: E402
 from model.losses import gap_loss  # noqa: E402
 from text.supervision import TextSupervision  # noqa: E402
+from torchlight.benchmark import time_arms  # noqa: E402  (the trainer's --phase benchmark timing)
 
 
 def sgd(params):
@@ -55,15 +56,6 @@ def upstream_targets(sup, encoder):
         rows = sup.rows(y)
         return [encoder(clip.tokenize([sup.texts[r] for r in rows[s].tolist()])).float() for s in range(5)]
     return targets
-
-
-def timed(fn, steps):
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main():
@@ -104,14 +96,10 @@ def main():
         'c': lambda: gap_step(up_model, up_opt, x, y, upstream_targets(fine, fine.encoder)),
         'd': lambda: gap_step(up_model, up_opt, x, y, fine.targets),
     }
-    for step in steps.values():  # warm-up
-        step()
-    times = {k: [] for k in steps}
-    for r in range(args.rounds):  # interleaved, so changes in machine load hit all alike
-        for k, step in steps.items():
-            if k in 'ab' or r < args.slow_steps:
-                times[k] += timed(step, 1)
-    ta, tb, tc, td = (statistics.median(times[k]) for k in 'abcd')
+    # one warm-up step each, then the arms take turns (changes in machine load hit all alike);
+    # (c) and (d) are slow: only their first --slow-steps rounds are timed
+    times = time_arms(steps, warmup=1, steps=args.rounds, limits={'c': args.slow_steps, 'd': args.slow_steps})
+    ta, tb, tc, td = (statistics.median(times[k]['wall']) for k in 'abcd')
 
     print(f'CPU, {args.threads} threads, batch {N}, T={args.frames}, NTU60 (median step time)')
     print(f'  (a) CTR-GCN, CE only                    {ta * 1000:8.0f} ms   1.00x')

@@ -3,31 +3,96 @@ import os
 
 import torch
 from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
 
-from torchlight import rng
+from torchlight import distributed, rng
 from torchlight.errors import UserError
 from torchlight.importing import build
 
 
+def check_args(arg):
+    """The flag combinations a run refuses before building anything."""
+    if arg.phase == 'test' and not arg.weights:
+        raise UserError('--phase test needs --weights <checkpoint.pt>')
+    if arg.weights and not os.path.isfile(arg.weights):
+        raise UserError(f'--weights: file not found: {arg.weights}')
+    if not arg.model:
+        raise UserError('no model: give --model or a model: line in the config')
+    if arg.optimizer not in ('SGD', 'Adam'):
+        raise UserError(f'--optimizer: expected SGD or Adam, got {arg.optimizer!r}')
+    if arg.phase == 'benchmark' and distributed.launched():
+        raise UserError('--phase benchmark times one process: run it without torchrun')
+
+
 def data_loaders(arg, device, log):
-    """{'train': ..., 'test': ...} (no 'train' in the test phase)."""
-    workers = min(arg.num_worker, os.cpu_count() or 1)
-    if workers < arg.num_worker:
-        log(f'num_worker {arg.num_worker} > {workers} CPUs: using {workers} DataLoader workers')
+    """{'train': ..., 'test': ...} (no 'train' in the test phase).
+
+    Under torchrun --batch-size is the global batch (upstream's meaning): each of the W ranks takes
+    batch/W samples of a DistributedSampler's share, and num_worker/W workers. Each rank scores its
+    own contiguous part of the test set, no sample twice (evaluation gathers them in order).
+    """
+    world, rank = distributed.world_size(), distributed.rank()
+    training = arg.phase in ('train', 'benchmark')
+    if training and arg.batch_size % world:
+        raise UserError(f'--batch-size {arg.batch_size} is the global batch: it must be a multiple of the '
+                        f'{world} processes torchrun started')
+    cpus = max(1, (os.cpu_count() or 1) // distributed.local_world_size())
+    wanted = max(1, arg.num_worker // world) if arg.num_worker > 0 else 0
+    workers = min(wanted, cpus)
+    if workers < wanted:
+        log(f'num_worker {wanted} > {cpus} CPUs: using {workers} DataLoader workers'
+            + (' per process' if distributed.launched() else ''))
     common = dict(num_workers=workers, worker_init_fn=rng.worker_init_fn, pin_memory=device.type == 'cuda')
     loaders = {}
-    if arg.phase in ('train', 'benchmark'):
+    if training:
         train = build(arg.feeder, dict(arg.train_feeder_args), 'train_feeder_args')
         if len(train) == 0:
             raise UserError(f'train feeder {arg.feeder}: no samples ({arg.train_feeder_args})')
         # upstream drops the last partial batch; with fewer samples than a batch keep the one batch
-        loaders['train'] = DataLoader(train, batch_size=arg.batch_size, shuffle=True,
-                                      drop_last=len(train) >= arg.batch_size, **common)
+        drop_last = len(train) >= arg.batch_size
+        sampler = None
+        if distributed.launched():  # the same permutation on every rank (seed + epoch: set_epoch)
+            sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=arg.seed,
+                                         drop_last=drop_last)
+        loaders['train'] = DataLoader(train, batch_size=arg.batch_size // world, shuffle=sampler is None,
+                                      sampler=sampler, drop_last=drop_last, **common)
     test = build(arg.feeder, dict(arg.test_feeder_args), 'test_feeder_args')
     if len(test) == 0:
         raise UserError(f'test feeder {arg.feeder}: no samples ({arg.test_feeder_args})')
-    loaders['test'] = DataLoader(test, batch_size=arg.test_batch_size, shuffle=False, drop_last=False, **common)
+    part = range(rank * len(test) // world, (rank + 1) * len(test) // world) if distributed.launched() else None
+    loaders['test'] = DataLoader(test, batch_size=max(1, arg.test_batch_size // world), shuffle=False,
+                                 sampler=part, drop_last=False, **common)
     return loaders
+
+
+def wrap_model(model, arg, device, gpus, training=True):
+    """(what a training step runs, what evaluation runs) around `model` (already on `device`):
+    DistributedDataParallel when training under torchrun, DataParallel over several --device GPUs,
+    then torch.compile with --compile. Evaluation under torchrun runs the bare model: the ranks
+    score test parts of different lengths, so no collective may hide in its forward."""
+    evaluated = None
+    if distributed.launched():
+        if training:
+            ids = [device.index] if device.type == 'cuda' else None
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            evaluated = model.module
+    elif len(gpus) > 1:
+        model = torch.nn.DataParallel(model, device_ids=gpus, output_device=gpus[0])
+    if arg.compile:  # the compiled wrapper runs the steps; the bare model keeps the plain state-dict names
+        model = torch.compile(model)
+    return model, evaluated or model
+
+
+def sync_batch_norm(model, arg, device, log):
+    """--sync-bn: BatchNorm statistics over the global batch (DDP on GPUs only)."""
+    if not getattr(arg, 'sync_bn', False):
+        return model
+    if not distributed.launched():
+        log('--sync-bn: one process (no torchrun): plain BatchNorm')
+        return model
+    if device.type != 'cuda':
+        raise UserError('--sync-bn needs CUDA devices (SyncBatchNorm has no CPU kernel); drop it for --device cpu')
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def optimizer(arg, model, criterion):
@@ -40,3 +105,11 @@ def optimizer(arg, model, criterion):
         return torch.optim.SGD(groups, lr=arg.base_lr, momentum=0.9, nesterov=arg.nesterov,
                                weight_decay=arg.weight_decay)
     return torch.optim.Adam(groups, lr=arg.base_lr, weight_decay=arg.weight_decay)
+
+
+def describe_ranks(arg, loaders):
+    """The log line of a torchrun run: world size, each rank's share of the batches, its workers."""
+    world, train = distributed.world_size(), loaders['train']
+    return (f'DistributedDataParallel: world size {world} ({distributed.backend()} backend), global batch '
+            f'{arg.batch_size} = {train.batch_size} per rank, test batch {loaders["test"].batch_size} per rank, '
+            f'{train.num_workers} DataLoader workers per rank' + (', SyncBatchNorm' if arg.sync_bn else ''))

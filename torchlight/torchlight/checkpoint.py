@@ -125,7 +125,8 @@ def save_run_state(path, state):
     best_acc, best_epoch, best_step   the best evaluated epoch so far (best_epoch None: none yet)
     best_model   that epoch's weights when no runs-E-S.pt was written for it, else None
     last_acc, last_epoch              the latest evaluation
-    rng          torchlight.rng.rng_state() at the end of the epoch
+    rng          torchlight.rng.rng_state() at the end of the epoch (rank 0's under torchrun)
+    rank_rng     (torchrun only) every rank's torchlight.rng.rank_state(), in rank order
     """
     missing = [k for k in RUN_STATE_KEYS if k != 'version' and k not in state]
     if missing:
@@ -148,4 +149,20 @@ def load_run_state(path):
         raise UserError(f'--resume: {path} has run-state format {version}, this version reads '
                         f'{RUN_STATE_VERSION}; resume it with the release that wrote it, or start '
                         f'over with --overwrite')
+    return state
+
+
+def resume_into(path, model, optimizer, criterion, scaler):
+    """Load last.pt's model, optimizer, criterion and scaler states into those objects; returns the
+    run state. UserError (one line) for a file that does not fit them."""
+    state = load_run_state(path)
+    try:
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        criterion.load_state_dict(state['criterion'])
+    except (RuntimeError, KeyError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f'--resume: {path} does not fit this model/optimizer/criterion ({first})') from None
+    if state.get('scaler'):
+        scaler.load_state_dict(state['scaler'])
     return state

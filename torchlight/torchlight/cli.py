@@ -51,8 +51,9 @@ def get_parser(prog=None, description=None):
                    help='GPU indices (several: DataParallel); falls back to the CPU without CUDA')
     p.add_argument('--optimizer', default='SGD', help='SGD or Adam')
     p.add_argument('--nesterov', type=str2bool, default=False, help='use Nesterov momentum')
-    p.add_argument('--batch-size', type=int, default=256, help='training batch size')
-    p.add_argument('--test-batch-size', type=int, default=256, help='test batch size')
+    p.add_argument('--batch-size', type=int, default=256,
+                   help='training batch size; under torchrun the global batch, split evenly over the processes')
+    p.add_argument('--test-batch-size', type=int, default=256, help='test batch size (under torchrun: global)')
     p.add_argument('--start-epoch', type=int, default=0, help='start training from which epoch')
     p.add_argument('--num-epoch', type=int, default=80, help='stop training at which epoch')
     p.add_argument('--weight-decay', type=float, default=0.01, help='weight decay')
@@ -76,6 +77,8 @@ def get_parser(prog=None, description=None):
     p.add_argument('--deterministic', type=str2bool, default=False,
                    help='deterministic cuDNN kernels instead of autotuned ones')
     p.add_argument('--compile', type=str2bool, default=False, help='torch.compile the skeleton model')
+    p.add_argument('--sync-bn', type=str2bool, default=False,
+                   help='under torchrun on GPUs: SyncBatchNorm, statistics over the global batch')
     p.add_argument('--resume', type=str2bool, nargs='?', const=True, default=False,
                    help='continue from <work_dir>/last.pt (model, optimizer, scaler, epoch, best, RNG)')
     p.add_argument('--overwrite', type=str2bool, nargs='?', const=True, default=False,
@@ -103,12 +106,21 @@ def parse_args(argv=None, defaults=None, prog=None, description=None):
 
 def main(argv=None, *, feeder, default_config, prog=None, description=None):
     """Run the trainer for one dataset (its feeder class path and default config); a UserError
-    prints `error: <one line>` on stderr and returns 2."""
+    prints `error: <one line>` on stderr and returns 2. Under torchrun every process joins the
+    process group first; an error on any rank ends them all (rank 0 prints it)."""
+    from torchlight import distributed
     from torchlight.processor import Processor
     try:
-        arg = parse_args(sys.argv[1:] if argv is None else argv,
-                         {'feeder': feeder, 'config': default_config}, prog, description)
-        Processor(arg).run()
+        with distributed.session():
+            try:
+                arg = distributed.check_all(parse_args, sys.argv[1:] if argv is None else argv,
+                                            {'feeder': feeder, 'config': default_config}, prog, description)
+                Processor(arg).run()
+            except distributed.SharedError as e:  # every rank has it: rank 0 says it, then all end
+                if distributed.is_main():
+                    print(f'error: {e}', file=sys.stderr, flush=True)
+                distributed.barrier(timeout=10, quiet=True)
+                return 2
     except UserError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -12,6 +12,10 @@ itself: it back-propagates `losses['loss']`, and logs, plots and checkpoints eve
     criterion.description     one line for the log
     criterion.warning         None, or a line the trainer repeats at the end of training
     criterion.provenance()    (optional) what a rerun needs to know of its inputs, for provenance.json
+    criterion.distribute(gather, rank)  (optional) called under torchrun/DDP: `gather(t)` concatenates
+                              t over the ranks with gradients, for terms that must see the global batch
+                              (without it a criterion's loss is its rank's own, averaged by DDP)
+    criterion.generators()    (optional) its own torch.Generators, kept per rank in last.pt
 """
 import torch.nn.functional as F
 

@@ -1,14 +1,23 @@
 """Turn upstream's `--device 0 1` into a torch.device (and the GPU ids for DataParallel)."""
 import torch
 
+from torchlight import distributed
 from torchlight.errors import UserError
 
 
 def resolve_device(device_arg, warn=print):
     """Return (output device, GPU ids). No CUDA: the CPU, with one warning, so GPU commands still run.
 
-    `--device cpu` asks for the CPU explicitly (no warning).
+    `--device cpu` asks for the CPU explicitly (no warning). Under torchrun each process has one
+    device, no DataParallel: cuda:LOCAL_RANK (the --device indices only say "GPUs"), or the CPU.
     """
+    device, ids = _resolve(device_arg, warn)
+    if distributed.launched():
+        return distributed.local_device(device), []
+    return device, ids
+
+
+def _resolve(device_arg, warn):
     ids = device_arg if isinstance(device_arg, (list, tuple)) else [device_arg]
     ids = [str(i).strip().lower() for i in ids]
     if not ids or 'cpu' in ids:

@@ -1,11 +1,14 @@
 """Time-stamped log lines to stdout and `<work_dir>/log.txt`.
 
 Lines logged before the work dir is known (argument checks, model building) are kept and written
-once it is attached, so a run that fails its checks leaves no file behind.
+once it is attached, so a run that fails its checks leaves no file behind. Under torchrun only
+rank 0 prints and writes: one log for the run.
 """
 import os
 import sys
 import time
+
+from torchlight import distributed
 
 
 def stamp(message):
@@ -15,6 +18,7 @@ def stamp(message):
 class Logger:
     def __init__(self, print_log=True):
         self.print_log = print_log  # upstream's --print-log: also append to log.txt
+        self.silent = not distributed.is_main()
         self.path = None
         self._pending = []
 
@@ -25,12 +29,16 @@ class Logger:
         self._append(pending)
 
     def __call__(self, message, print_time=True):
+        if self.silent:
+            return
         line = stamp(message) if print_time else str(message)
         print(line, flush=True)
         self._append([line])
 
     def warning(self, message):
         """A warning goes to stderr (so it is seen) and into the log file."""
+        if self.silent:
+            return
         print(f'warning: {message}', file=sys.stderr, flush=True)
         self._append([stamp(f'WARNING: {message}')])
 

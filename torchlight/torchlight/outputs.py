@@ -79,3 +79,37 @@ def write_confusion_picture(log, work_dir, epoch, feeder, evaluation, title):
 def write_learning_curves(log, work_dir, metrics):
     from torchlight.plots import plot_learning_curves
     return picture(log, os.path.join(work_dir, 'learning_curves.png'), plot_learning_curves, metrics)
+
+
+def report_evaluation(log, work_dir, epoch, feeder, evaluation, result, save_score=False, checkpoint=None,
+                      wrong_stem=None, picture=False):
+    """An evaluation's log lines (upstream's: loss, Top-k) and files: the per-class csv, the score
+    pickle with its record (save_score), the wrong/right files (wrong_stem), the confusion picture.
+    `epoch` is the one file names say (1-based). Returns the confusion matrix of the csv."""
+    ev, n = evaluation, len(evaluation.scores)
+    log(f'\tMean test loss of {ev.batches} batches: {ev.loss:.4f}; '
+        f'{n} samples in {ev.seconds:.1f}s ({n / max(ev.seconds, 1e-9):.1f} samples/s).')
+    for k, value in result['topk'].items():
+        log(f'\tTop{k}: {100 * value:.2f}%')
+    for name in ev.extra:
+        log(f'\tTop1 by nearest class {name} embedding: {100 * result[f"{name}_top1"]:.2f}%')
+    if save_score:
+        write_scores(work_dir, epoch, feeder, ev, {
+            'checkpoint': checkpoint, 'epoch': epoch if checkpoint is None else None,
+            'accuracy': result['acc'], 'topk': result['topk'], 'work_dir': work_dir})
+    confusion = write_class_accuracy(work_dir, epoch, ev)
+    if wrong_stem:
+        write_wrong_right(wrong_stem, ev)
+    if picture:
+        write_confusion_picture(log, work_dir, epoch, feeder, ev, os.path.basename(checkpoint or work_dir))
+    return confusion
+
+
+def summary_lines(arg, best_acc, best_epoch, last_epoch, last_acc, work_dir, num_params):
+    """The lines that end a training log (upstream's, plus the last evaluated epoch)."""
+    summary = [f'Best accuracy: {best_acc}', f'Epoch number: {best_epoch}']
+    if last_epoch is not None:
+        summary.append(f'Last evaluated epoch: {last_epoch}, accuracy: {last_acc}')
+    return summary + [f'Model name: {work_dir}', f'Model total number of params: {num_params}',
+                      f'Weight decay: {arg.weight_decay}', f'Base LR: {arg.base_lr}', f'Batch Size: {arg.batch_size}',
+                      f'Test Batch Size: {arg.test_batch_size}', f'seed: {arg.seed}']

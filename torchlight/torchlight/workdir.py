@@ -1,5 +1,6 @@
 """The work dir's policy: its file names, when training may write into it, what --overwrite removes."""
 import glob
+import json
 import os
 import re
 import shlex
@@ -68,18 +69,63 @@ class WorkDir:
                 return path
         return None
 
-    def check_train(self, resume, overwrite):
-        """Refuse to train into a work dir holding checkpoints unless told what to do with them."""
+    def opened_by(self, job):
+        """Whether provenance.json says torchrun job `job` opened this work dir."""
+        try:
+            with open(self.file('provenance.json'), encoding='utf-8') as f:
+                return (json.load(f).get('torchrun') or {}).get('run_id') == job
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def check_train(self, resume, overwrite, job=None, log=print):
+        """Refuse to train into a work dir holding checkpoints unless told what to do with them;
+        returns (resume, overwrite). `job`: the torchrun job whose failed workers were restarted
+        (--max-restarts); when that job's own first attempt opened this work dir, its last.pt is
+        resumed, or, none written yet, its outputs are started over."""
+        if job is not None and not resume and self.opened_by(job):
+            if os.path.isfile(self.last):
+                log(f'torchrun restarted the workers: resuming from {self.last}')
+                return True, False
+            log('torchrun restarted the workers before an epoch was done: starting over')
+            return False, True
         if resume and overwrite:
             raise UserError('--resume and --overwrite exclude each other')
         if resume:
             if not os.path.isfile(self.last):
                 raise UserError(f'--resume: no {LAST} in {self.path} to resume from')
-            return
+            return resume, overwrite
         found = ([self.last] if os.path.isfile(self.last) else []) + self.checkpoints()
         if found and not overwrite:
             raise UserError(f'work dir {self.path} already holds checkpoints ({os.path.basename(found[0])}); '
                             f'add --resume to continue it or --overwrite to start over')
+        return resume, overwrite
+
+    def ensure_checkpoint(self, epoch, step, state):
+        """The runs-<epoch>-*.pt file, written now from state() when the save rules skipped it."""
+        path = self.find_checkpoint(epoch)
+        if path is None:
+            path = self.checkpoint(epoch, step)
+            io.save_torch(path, state())
+        return path
+
+    def open(self, arg, log, provenance, writers, metrics):
+        """Make the work dir ready for a run's outputs: --overwrite's removal, config.yaml, log.txt,
+        and for training provenance.json (from provenance()), the tensorboard writers and, resuming,
+        the metrics of the epochs done. Returns (writers, metrics)."""
+        if arg.phase == 'train' and arg.overwrite:
+            removed = self.remove_outputs()
+            if removed:
+                log(f'--overwrite: removed {removed} previous outputs in {self.path}')
+        os.makedirs(self.path, exist_ok=True)
+        self.write_config(arg, keep_existing=arg.phase != 'train')
+        log.attach(self.path)
+        if arg.phase == 'train':
+            io.save_text(self.file('provenance.json'), json.dumps(provenance(), indent=1) + '\n')
+            from tensorboardX import SummaryWriter
+            writers = {name: SummaryWriter(os.path.join(self.runs, name), name) for name in ('train', 'val')}
+            if arg.resume:
+                metrics = [m for m in io.read_json_lines(self.metrics) if m['epoch'] <= arg.start_epoch]
+        return writers, metrics
 
     def remove_outputs(self):
         """--overwrite: remove this trainer's own outputs only; returns how many went."""
