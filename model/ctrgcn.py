@@ -168,6 +168,9 @@ class GAPModel(CTRGCN):
                             f'(known: {", ".join(self.graph.parts)})')
         groups = self.graph.parts[self.representation]
         self.part_joints = [list(groups[name]) for name in BODY_PARTS]
+        # as device buffers: indexing with a Python list would copy it to the GPU every forward
+        for name, joints in zip(BODY_PARTS, self.part_joints):
+            self.register_buffer(f'{name}_joints', torch.tensor(joints), persistent=False)
 
         self.logit_scale = nn.Parameter(torch.full((1, 5), math.log(1 / 0.07)))
         self.linear_head = nn.ModuleDict()
@@ -185,8 +188,9 @@ class GAPModel(CTRGCN):
         fmap = self.encode(x)                      # (N, M, C, T', V)
         per_joint = fmap.mean((1, 3))              # (N, C, V)
         feature = per_joint.mean(-1)               # (N, C)
-        parts = [self.part_list[PART_SLOT[name]](per_joint[:, :, idx].mean(-1))
-                 for name, idx in zip(BODY_PARTS, self.part_joints)]
+        pooled = {name: per_joint.index_select(2, getattr(self, f'{name}_joints')).mean(-1)
+                  for name in BODY_PARTS}
+        parts = [self.part_list[PART_SLOT[name]](pooled[name]) for name in BODY_PARTS]
         text_features = {name: self.linear_head[name](feature) for name in self.head}
         return self.fc(self.drop_out(feature)), text_features, self.logit_scale, parts
 
