@@ -62,17 +62,19 @@ def test_gap_forward_backward_under_autocast(precision):
         logits, feats, _, parts = net(x)
     assert logits.dtype == feats[ENCODER].dtype == parts[0].dtype == dtype
     before = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    for _ in range(3):
+    for _ in range(6):  # fp16: the first steps may overflow at GradScaler's initial scale and be skipped
         losses = train_step(net, crit, opt, scaler, device, dtype, x, y)
         assert all(torch.isfinite(v).item() for v in losses.values()), losses
     assert losses['loss'].dtype == torch.float32  # gap_loss is computed in fp32
     for name, p in net.named_parameters():
         assert p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32, name
-        assert torch.isfinite(p.grad).all() and torch.isfinite(p).all(), name
+        assert torch.isfinite(p).all(), name
+        if not scaler.is_enabled():  # with loss scaling a skipped step leaves inf gradients by design
+            assert torch.isfinite(p.grad).all(), name
     changed = [k for k, v in net.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
     assert 'fc.weight' in changed and 'l1.gcn1.PA' in changed and 'linear_head.ViT-B/32.weight' in changed
     if scaler.is_enabled():
-        assert scaler.get_scale() > 0
+        assert 0 < scaler.get_scale() <= 2.0 ** 16
 
 
 # ------------------------------------------------------------------------- activation dtype

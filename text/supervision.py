@@ -62,7 +62,9 @@ class TextSupervision:
         C, n_global = bank.num_class, sum(counts)
         # part_rows[s, c]: row of part set s+1 of class c in self.texts / self.table
         self.part_rows = n_global + torch.arange(4 * C, device=self.device).view(4, C)
-        self.generator = torch.Generator(device=self.device)
+        # a CPU generator whatever the device: its state then resumes on any machine (a CUDA
+        # generator's does not load into a CPU one), and the draws do not depend on the GPU type
+        self.generator = torch.Generator()
         self.generator.manual_seed(seed)
         self.width = table.shape[1] if table is not None else encoder.width
 
@@ -140,7 +142,10 @@ class TextSupervision:
         labels = labels.to(self.device).long()
         first = self.global_offsets[labels]
         if self.training:
-            draw = torch.rand(labels.shape[0], generator=self.generator, device=self.device)
+            draw = torch.rand(labels.shape[0], generator=self.generator)
+            if self.device.type == 'cuda':  # pinned + non_blocking: no wait for the GPU's queue
+                draw = draw.pin_memory()
+            draw = draw.to(self.device, non_blocking=True)
             counts = self.global_counts[labels]
             first = first + torch.minimum((draw * counts).long(), counts - 1)
         return torch.cat([first[None], self.part_rows[:, labels]])

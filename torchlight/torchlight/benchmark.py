@@ -98,12 +98,14 @@ def time_arms(arms, warmup, steps, block=1, sync=None, limits=None, device=None,
             log(f'benchmark: warming up {name}')
         peak_start()
         for i in range(warmup if limits.get(name, steps) > 0 else 0):
-            sync()
-            start = time.perf_counter()
+            if i == 0:  # the first step is measured on its own; the others are not measured
+                sync()
+                start = time.perf_counter()
             step()
-            sync()
             if i == 0:
+                sync()
                 out[name]['first_s'] = time.perf_counter() - start
+        sync()
         peak_end(name)
     for r in range(math.ceil(steps / max(block, 1))):
         for name, step in arms.items():

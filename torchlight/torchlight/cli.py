@@ -76,6 +76,10 @@ def get_parser(prog=None, description=None):
                    help='autocast precision; None: fp16 on CUDA (upstream AMP), fp32 on the CPU')
     p.add_argument('--deterministic', type=str2bool, default=False,
                    help='deterministic cuDNN kernels instead of autotuned ones')
+    p.add_argument('--benchmark-steps', type=int, default=None,
+                   help='--phase benchmark: timed steps per arm (None: 20 on CUDA, 10 on the CPU)')
+    p.add_argument('--benchmark-warmup', type=int, default=None,
+                   help='--phase benchmark: warm-up steps per arm (None: 10 on CUDA, 3 on the CPU)')
     p.add_argument('--compile', type=str2bool, default=False, help='torch.compile the skeleton model')
     p.add_argument('--sync-bn', type=str2bool, default=False,
                    help='under torchrun on GPUs: SyncBatchNorm, statistics over the global batch')
