@@ -291,14 +291,14 @@ def build_arms(processor, pool):
 
     arms, missing, notes = {}, {}, {}
     configured = processor.criterion
-    is_gap = not isinstance(configured, CrossEntropy)
+    has_text_heads = not isinstance(configured, CrossEntropy)
     apply_learning_rate(processor.optimizer, learning_rate(0, arg.base_lr, arg.step, arg.lr_decay_rate,
                                                            arg.warm_up_epoch))
     processor.model.train()
     configured.train()
 
     # (a) plain CTR-GCN
-    if not is_gap:
+    if not has_text_heads:
         arms['ctrgcn'] = step_of(processor.model, configured, processor.optimizer, processor.scaler)
         notes['ctrgcn'] = f'the configured model {arg.model}'
         main_arm = 'ctrgcn'
@@ -314,7 +314,7 @@ def build_arms(processor, pool):
         main_arm = 'gap_frozen'
 
     # (b) GAP, frozen table; (c) GAP, prompts re-encoded every step
-    if not is_gap:
+    if not has_text_heads:
         missing['gap_frozen'] = missing['gap_text_per_step'] = f'{arg.model} has no text heads'
     else:
         if _frozen(configured) or not hasattr(configured, 'supervision'):
