@@ -21,8 +21,10 @@ def ucla_lines():
              f'hip: steadies for {n};leg: supports {n};foot: stays down during {n}' for n in UCLA]
     parts[3] = 'walk around;head: none;hand: none;arm: swings;hip: sways;leg: steps;foot: none'
     parts[9] = parts[8]  # the very same line for two classes
-    sentences = [f'{n},A person does {n} with the whole body, one step after another.' for n in UCLA]
-    sentences[5] = 'stand up,' + sentences[4].partition(',')[2]  # same paragraph as class 4
+    # the paper's NW-UCLA sentence file puts a semicolon after the name (its NTU one a comma)
+    sentences = [f'{n};A person does {n} with the whole body, one step after another.' for n in UCLA]
+    sentences[1] = 'lift with two hands;Both hands lift the box. Then the person stands.'  # no comma
+    sentences[5] = 'stand up;' + sentences[4].partition(';')[2]  # same paragraph as class 4
     return {'synonyms': synonyms, 'sentences': sentences, 'parts': parts}
 
 
@@ -87,6 +89,35 @@ def test_label_map_names_are_used_and_differences_are_a_note(tmp_path):
         d = load_descriptions('ntu', 4, folder)
     assert d.names == names  # case and a final period are not a difference
     assert len(record) == 3 and all(':4: label name \'comb hair\'' in str(w.message) for w in record)
+
+
+def test_sentence_lines_split_at_the_comma_or_semicolon_after_the_name(tmp_path):
+    ucla = ucla_lines()
+    ucla['sentences'][2] = 'drop litter;He looks around, then lets go; the bag falls, softly.'
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always')
+        d = load_descriptions('ucla', 10, write_paper(tmp_path / 'ucla', 'ucla', ucla))
+    # a name cut at a comma inside the paragraph would differ from the label name: a note
+    assert not [w for w in record if PAPER_FILES['ucla'].sentences in str(w.message)]
+    assert d.sentences[1] == 'Both hands lift the box. Then the person stands.'
+    assert d.sentences[2] == 'He looks around, then lets go; the bag falls, softly.'
+    ntu = ntu_lines()
+    ntu['sentences'][1] = 'eat a snack,He chews; then, slowly, he swallows.'
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        d = load_descriptions('ntu', 4, write_paper(tmp_path / 'ntu', 'ntu', ntu))
+    assert d.sentences[1] == 'He chews; then, slowly, he swallows.'
+    assert d.sentences[0] == 'The person does drink water, moving the hands near the face.'
+
+
+def test_label_map_with_crlf_and_leading_spaces_like_the_papers(tmp_path):
+    folder = write_paper(tmp_path, 'ntu', ntu_lines())
+    (folder / 'ntu120_label_map.txt').write_bytes(
+        '\r\n'.join(f' {n}' for n in NTU).encode())  # no final newline either
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        d = load_descriptions('ntu', 4, folder)
+    assert d.names == NTU
 
 
 def test_sentence_file_is_optional_and_odd_separators_are_tolerated(tmp_path):

@@ -141,12 +141,20 @@ def parse_paper_synonyms_line(line):
     return entries[0], [entries[0]] + [e for e in entries[1:] if e]
 
 
+_SENTENCE_SEPARATOR = re.compile(r'[,;]')
+
+
 def parse_paper_sentence_line(line):
-    """Lenient `name,<paragraph>` -> (name, paragraph): any paragraph text is kept."""
-    name, sep, paragraph = line.strip().partition(',')
-    if not sep:
-        raise ValueError('expected `label name,<paragraph>` (no comma)')
-    return name.strip(), paragraph.strip()
+    """Lenient `name,<paragraph>` or `name;<paragraph>` -> (name, paragraph): any paragraph text
+    is kept. The paper's NTU sentence file puts a comma after the label name, its NW-UCLA one a
+    semicolon; label names hold neither, so the first of the two ends the name (a paragraph may
+    hold both)."""
+    line = line.strip()
+    match = _SENTENCE_SEPARATOR.search(line)
+    if match is None:
+        raise ValueError('expected `label name,<paragraph>` or `label name;<paragraph>` '
+                         '(no comma or semicolon)')
+    return line[:match.start()].strip(), line[match.end():].strip()
 
 
 def parse_paper_parts_line(line):
@@ -309,7 +317,9 @@ def check_paper_files(text_dir, num_class=None, dataset=None):
     not read it). Still refused, as they would misalign or break the classes: a missing
     synonyms or parts file, an empty file, a blank line inside a file, a line count that is
     neither num_class nor the number of label names, a parts line with fewer than the six part
-    fields, a sentences line without a comma, a synonyms line without a label name."""
+    fields, a sentences line with neither a comma nor a semicolon after the label name (the NTU
+    file uses `name,<paragraph>`, the NW-UCLA one `name;<paragraph>`), a synonyms line without a
+    label name."""
     text_dir = Path(text_dir)
     problems = []
     if dataset is None:
