@@ -192,6 +192,7 @@ def ddp_step(rank, world, port, out):
             criterion.supervision.table.grad = None
         if rank == 0:
             torch.save(results, out)
+        distributed.barrier()  # both leave the group together: a rank tearing down early aborts the other
 
 
 def test_two_processes_step_like_one_on_the_global_batch(tmp_path):
