@@ -103,6 +103,8 @@ def session():
     init()
     try:
         yield
+        # leave together: a rank destroying its group while a peer still uses it aborts the peer (gloo)
+        barrier(timeout=120, quiet=True)
     finally:
         teardown()
 
