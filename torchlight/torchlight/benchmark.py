@@ -35,18 +35,12 @@ import time
 
 import torch
 
-from torchlight import assemble
+from torchlight import assemble, distributed, step
 from torchlight.criterion import CrossEntropy
 from torchlight.device import autocast
 from torchlight.errors import UserError
 from torchlight.importing import import_class
 from torchlight.schedule import apply_learning_rate, learning_rate
-
-try:  # torchrun support (torchlight/distributed.py), when this checkout has it
-    from torchlight import distributed
-    _average_gradients = distributed.average_gradients
-except ImportError:
-    distributed, _average_gradients = None, None
 
 DEFAULT_STEPS = {'cuda': (10, 20), 'cpu': (3, 10)}  # (warm-up, timed) per arm
 CUDA_BLOCK = 5  # on CUDA the arms take turns in blocks of steps: one synchronisation per block
@@ -145,19 +139,9 @@ def summary(timing, batch):
 
 # ---------------------------------------------------------------------------------- steps
 def train_step(model, criterion, optimizer, scaler, device, dtype, data, label):
-    """One training step as the trainer takes it (processor.train_epoch): autocast forward and
-    criterion, zero_grad, scaled backward (then, under torchrun, the criterion's own parameters
-    averaged over the ranks), optimizer step, scaler update. Returns the losses."""
-    with autocast(device, dtype):
-        output = model(data)
-        losses = criterion(output, label)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(losses['loss']).backward()
-    if _average_gradients is not None and criterion.param_groups():
-        _average_gradients([p for group in criterion.param_groups() for p in group['params']])
-    scaler.step(optimizer)
-    scaler.update()
-    return losses
+    """One training step exactly as the trainer takes it (torchlight.step). Returns the losses."""
+    shared = [p for group in criterion.param_groups() for p in group['params']]
+    return step.train_step(model, criterion, optimizer, scaler, device, dtype, data, label, shared)[1]
 
 
 def tensors(output):
@@ -496,6 +480,6 @@ def run_benchmark(processor):
         'compile_check': compile_entry,
         'load_average': [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
     }
-    if distributed is None or distributed.is_main():  # under torchrun: rank 0's line
+    if distributed.is_main():  # under torchrun: rank 0's line
         print(json.dumps(result), flush=True)
     return result

@@ -26,6 +26,7 @@ from torchlight.importing import build, import_class
 from torchlight.logging import Logger
 from torchlight.meter import NullWriter, StepMeter, epoch_summary
 from torchlight.schedule import apply_learning_rate, learning_rate
+from torchlight.step import train_step
 from torchlight.workdir import WorkDir, settings, step_of
 
 
@@ -158,14 +159,8 @@ class Processor:
             label = label.long().to(self.device, non_blocking=True)
             data_time += time.perf_counter() - tick
             tick = time.perf_counter()
-            with autocast(self.device, self.amp_dtype):
-                output = self.model(data)
-                losses = self.criterion(output, label)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(losses['loss']).backward()
-            distributed.average_gradients(self.criterion_params)  # DDP averages the model's only
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            output, losses = train_step(self.model, self.criterion, self.optimizer, self.scaler, self.device,
+                                        self.amp_dtype, data, label, self.criterion_params)
             values = {k: v.detach().float() for k, v in losses.items()}
             values['acc'] = (self.criterion.logits(output).detach().argmax(1) == label).float().mean()
             meter.add(self.global_step, values)
