@@ -284,3 +284,8 @@ def test_training_learns_well_above_chance(tmp_path):
     assert gap.best_acc >= 0.9 and last['train_loss'] < 0.9 * json.loads(
         (tmp_path / 'gap' / 'metrics.jsonl').read_text().splitlines()[0])['train_loss']
     assert 'test_text_top1' in last and last['test_text_top1'] > 1 / 3
+
+
+def test_confusion_matrix_over_every_class():
+    m = confusion_matrix(np.array([0, 2]), np.array([0, 0]), num_class=4)
+    assert m.shape == (4, 4) and m[0, 0] == 1 and m[2, 0] == 1 and m.sum() == 2

@@ -54,9 +54,7 @@ def write_wrong_right(stem, evaluation):
 
 def full_confusion(evaluation):
     """(num_class, num_class) counts over every class the scores cover, for pictures."""
-    n = evaluation.scores.shape[1]
-    flat = evaluation.labels.astype(np.int64) * n + evaluation.predictions
-    return np.bincount(flat, minlength=n * n).reshape(n, n)
+    return confusion_matrix(evaluation.labels, evaluation.predictions, evaluation.scores.shape[1])
 
 
 def picture(log, path, draw, *args, **kwargs):
