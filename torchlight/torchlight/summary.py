@@ -1,7 +1,7 @@
 """Summarise finished runs from their metrics.jsonl: best and last epoch per run, mean and spread
 per group of runs (seeds of one config).
 
-    python -m torchlight.summary work_dir/ucla_cpu/*_s*        # group = work-dir name minus _s<N>
+    python -m torchlight.summary work_dir/ucla_cpu/*_s*/       # group = work-dir name minus _s<N>
 """
 import argparse
 import json
