@@ -3,8 +3,8 @@ skips without one. No text-encoder package is needed: the text table is a random
 text/export_embeddings.py's file format (what --text-embeddings reads).
 
 - the GAP model's forward/backward under fp16 and bf16 autocast, through the trainer's step
-- the graph conv's adjacency addition stays in the activations' dtype under autocast (also
-  checked on the CPU with bf16, so this one runs everywhere)
+- the graph conv's refined topology (with the adjacency A) stays in the activations' dtype under
+  autocast (also checked on the CPU with bf16, so this one runs everywhere)
 - a last.pt written by a GPU run resumes on the CPU
 - evaluation under autocast and inference_mode matches fp32
 """
@@ -78,9 +78,9 @@ def test_gap_forward_backward_under_autocast(precision):
 
 
 # ------------------------------------------------------------------------- activation dtype
-class AddDtypes(TorchDispatchMode):
-    """Records the output dtype of every tensor addition shaped (n, K, C, V, V): the graph conv's
-    refined topology plus the adjacency A."""
+class TopologyDtypes(TorchDispatchMode):
+    """Records the dtype of every refined topology the graph conv makes: the baddbmm that starts
+    from conv4's bias plus the adjacency A, shaped (n, C, V * V)."""
 
     def __init__(self, joints):
         super().__init__()
@@ -88,20 +88,20 @@ class AddDtypes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if func is torch.ops.aten.add.Tensor and out.dim() == 5 and tuple(out.shape[-2:]) == (self.joints,) * 2:
+        if func is torch.ops.aten.baddbmm.default and out.shape[-1] == self.joints ** 2:
             self.dtypes.append(out.dtype)
         return out
 
 
 @pytest.mark.parametrize('device,precision', [('cpu', 'bf16'), cuda_param('cuda', 'fp16'), cuda_param('cuda', 'bf16')])
-def test_adjacency_addition_stays_in_activation_dtype(device, precision):
+def test_refined_topology_stays_in_activation_dtype(device, precision):
     device, dtype = torch.device(device), DTYPES[precision]
     net = model(device)
     x, _ = batch(device, n=2, frames=8)
-    record = AddDtypes(joints=25)
+    record = TopologyDtypes(joints=25)
     with autocast(device, dtype), record:
         net(x)
-    assert len(record.dtypes) == 10  # one per CTR-GCN unit
+    assert len(record.dtypes) == 10 * 3  # three subsets in each of the ten CTR-GCN units
     assert set(record.dtypes) == {dtype}, record.dtypes
 
 

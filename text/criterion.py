@@ -51,6 +51,17 @@ def build(model, dataset, arg, device, log, training=True):
     return GAPCriterion(supervision, heads[0], alpha, text_folder=folder)
 
 
+def per_step_weights(weights, encoder):
+    """Weights for re-encoding prompts every step in a benchmark: the configured ones; else
+    MiniLM's packaged weights, CLIP's cached file, or random CLIP weights (the same cost)."""
+    if weights:
+        return weights
+    from text.encoders import CLIP_TEXT_CONFIGS, weights_identity
+    if encoder in CLIP_TEXT_CONFIGS and weights_identity(encoder) is None:
+        return 'random'
+    return None
+
+
 def file_hashes(folder):
     """sha256 of every .txt file in a descriptions folder (what a rerun must find unchanged)."""
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob('*.txt'))}
@@ -143,6 +154,16 @@ class GAPCriterion:
             self._class_embeddings = F.normalize(table.float(), dim=-1)
         feature = F.normalize(output[1][self.encoder].float(), dim=-1)
         return {'text': feature @ self._class_embeddings.to(feature.device).t()}
+
+    def benchmark_variants(self, arg):
+        """The criteria `--phase benchmark` times, as changes to the run's args ({}: this one):
+        text targets from the frozen table, and upstream's way (the batch's prompts re-encoded
+        with gradients every step)."""
+        frozen = self.supervision is None or self.supervision.frozen
+        per_step = dict(te_lr_ratio=arg.te_lr_ratio or 1.0, text_embeddings=None,
+                        text_encoder_weights=per_step_weights(arg.text_encoder_weights, self.encoder))
+        return {'gap_frozen': {} if frozen else {'te_lr_ratio': 0.0},
+                'gap_text_per_step': per_step if frozen else {}}
 
     def param_groups(self):
         params = self.supervision.parameters() if self.supervision is not None else []

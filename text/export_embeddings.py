@@ -62,7 +62,7 @@ def export(dataset, encoder_name, output, weights=None, text_dir=None, num_class
         raise UserError(f'output {output} is a folder; give a file path with -o')
     texts = prompt_bank(dataset, num_class, text_dir).all_texts()
     start = time.perf_counter()
-    encoder = build_encoder(encoder_name, weights, device).float()
+    encoder = build_encoder(encoder_name, weights, device, weights_flag='--weights').float()
     encoder.requires_grad_(False)
     table = encode_all(encoder, texts)
     if table.shape != (len(texts), encoder.width):

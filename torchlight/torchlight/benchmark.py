@@ -7,18 +7,17 @@ load from other processes falls on all of them alike:
 
   ctrgcn             plain CTR-GCN built from the config's model args (same classes, joints,
                      persons, graph) by the model module's `Model`, cross-entropy only
-  gap_frozen         the configured GAP model and criterion, text targets from the frozen table
-  gap_text_per_step  the same model with upstream's text path: a criterion whose supervision
-                     re-encodes the batch's prompts with grad every step (te_lr_ratio > 0); the
-                     config's encoder (MiniLM: its packaged weights; CLIP: clip's cached file,
-                     else random weights, which cost the same)
+  <variants>         the configured model with each criterion its criterion's
+                     `benchmark_variants(arg)` names, as changes to the run's args (GAP's:
+                     gap_frozen, text targets from the frozen table; gap_text_per_step, the
+                     batch's prompts re-encoded with grad every step, upstream's way)
   model_only         forward + backward of the configured skeleton model alone (a trivial loss,
                      no criterion, no optimizer): its share of the configured step
   <arm>_eager        with --compile: the configured arm again without torch.compile
 
 and iterates the train loader alone (its configured workers) before and after the timed rounds.
-A plain (no text heads) config times `ctrgcn` and `model_only`; the GAP arms are null with a
-reason. Nothing is written into the work dir. Sizes: --batch-size; the steps come from
+A config whose criterion has no variants (plain CTR-GCN) times `ctrgcn` and `model_only`; the
+GAP arms are null with a reason. Nothing is written into the work dir. Sizes: --batch-size; the steps come from
 `arg.benchmark_warmup` / `arg.benchmark_steps` when the command line has them, else 10 + 20 on
 CUDA and 3 + 10 on the CPU.
 
@@ -51,7 +50,10 @@ KEYS = ('benchmark', 'config', 'model', 'device', 'gpu', 'precision', 'compile',
         'world_size', 'batch_size', 'input_shape', 'warmup_steps', 'timed_steps', 'block', 'arms', 'loader',
         'host_peak_rss_mb', 'host_peak_rss_workers_mb', 'gpu_peak_mb', 'model_share', 'ratios',
         'compile_check', 'load_average')
-ARMS = ('ctrgcn', 'gap_frozen', 'gap_text_per_step', 'model_only', 'ctrgcn_eager', 'gap_frozen_eager')
+# Arms of the JSON line. The criterion names its own (`benchmark_variants`); a criterion without
+# variants (plain cross-entropy) reports these two as null.
+CRITERION_ARMS = ('gap_frozen', 'gap_text_per_step')
+ARMS = ('ctrgcn', *CRITERION_ARMS, 'model_only', 'ctrgcn_eager', 'gap_frozen_eager')
 TIMED_KEYS = ('step_ms', 'step_ms_median', 'cpu_ms', 'samples_per_s', 'steps', 'first_step_s')
 
 
@@ -234,22 +236,6 @@ def _criterion(processor, **changes):
         processor.arg = saved
 
 
-def _frozen(criterion):
-    supervision = getattr(criterion, 'supervision', None)
-    return supervision is not None and supervision.frozen
-
-
-def per_step_weights(processor, encoder):
-    """Weights for the per-step text arm: the configured ones; else MiniLM's packaged weights,
-    CLIP's cached file, or random CLIP weights (the same cost: nothing to download here)."""
-    if processor.arg.text_encoder_weights:
-        return processor.arg.text_encoder_weights
-    from text.encoders import CLIP_TEXT_CONFIGS, weights_identity
-    if encoder in CLIP_TEXT_CONFIGS and weights_identity(encoder) is None:
-        return 'random'
-    return None
-
-
 def build_arms(processor, pool):
     """{name: step callable}, {name: reason} for the arms that cannot run, and notes per arm."""
     device, dtype = processor.device, processor.amp_dtype
@@ -275,14 +261,14 @@ def build_arms(processor, pool):
 
     arms, missing, notes = {}, {}, {}
     configured = processor.criterion
-    has_text_heads = not isinstance(configured, CrossEntropy)
+    variants = configured.benchmark_variants(arg) if hasattr(configured, 'benchmark_variants') else {}
     apply_learning_rate(processor.optimizer, learning_rate(0, arg.base_lr, arg.step, arg.lr_decay_rate,
                                                            arg.warm_up_epoch))
     processor.model.train()
     configured.train()
 
     # (a) plain CTR-GCN
-    if not has_text_heads:
+    if not variants:
         arms['ctrgcn'] = step_of(processor.model, configured, processor.optimizer, processor.scaler)
         notes['ctrgcn'] = f'the configured model {arg.model}'
         main_arm = 'ctrgcn'
@@ -295,35 +281,29 @@ def build_arms(processor, pool):
             opt, scaler = fresh_optimizer(plain, CrossEntropy())
             arms['ctrgcn'] = step_of(_wrap_like(plain, processor), CrossEntropy(), opt, scaler)
             notes['ctrgcn'] = f'{type(plain).__module__}.{type(plain).__name__} with the config\'s model args'
-        main_arm = 'gap_frozen'
+        main_arm = next(iter(variants))
 
-    # (b) GAP, frozen table; (c) GAP, prompts re-encoded every step
-    if not has_text_heads:
-        missing['gap_frozen'] = missing['gap_text_per_step'] = f'{arg.model} has no text heads'
-    else:
-        if _frozen(configured) or not hasattr(configured, 'supervision'):
-            frozen, frozen_opt, frozen_scaler = configured, processor.optimizer, processor.scaler
-        else:  # the run fine-tunes its encoder: the configured criterion is arm (c)
-            frozen, a = _criterion(processor, te_lr_ratio=0.0)
-            frozen.train()
-            frozen_opt, frozen_scaler = fresh_optimizer(processor.model_core, frozen, a)
-        arms['gap_frozen'] = step_of(processor.model, frozen, frozen_opt, frozen_scaler)
-        notes['gap_frozen'] = getattr(frozen, 'description', arg.model)
-        encoder = getattr(configured, 'encoder', None)
+    # the criterion's own variants (GAP: frozen table; prompts re-encoded every step)
+    if not variants:
+        for name in CRITERION_ARMS:
+            missing[name] = f'{arg.model} has no text heads'
+    built = {}
+    for name, changes in variants.items():
         try:
-            if hasattr(configured, 'supervision') and not _frozen(configured):
-                per_step, a = configured, arg
-            else:
+            if changes:
                 start = time.perf_counter()
-                per_step, a = _criterion(processor, te_lr_ratio=arg.te_lr_ratio or 1.0, text_embeddings=None,
-                                         text_encoder_weights=per_step_weights(processor, encoder))
-                notes['gap_text_per_step_setup_s'] = time.perf_counter() - start
-            per_step.train()
-            opt, scaler = fresh_optimizer(processor.model_core, per_step, a)
-            arms['gap_text_per_step'] = step_of(processor.model, per_step, opt, scaler)
-            notes['gap_text_per_step'] = getattr(per_step, 'description', '')
+                criterion, a = _criterion(processor, **changes)
+                notes[f'{name}_setup_s'] = time.perf_counter() - start
+                criterion.train()
+                opt, scaler = fresh_optimizer(processor.model_core, criterion, a)
+            else:
+                criterion, opt, scaler = configured, processor.optimizer, processor.scaler
         except (UserError, ImportError, OSError) as e:
-            missing['gap_text_per_step'] = f'text encoder {encoder!r} not available: {" ".join(str(e).split())[:300]}'
+            missing[name] = f'not available: {" ".join(str(e).split())[:300]}'
+            continue
+        built[name] = criterion, opt, scaler
+        arms[name] = step_of(processor.model, criterion, opt, scaler)
+        notes[name] = getattr(criterion, 'description', arg.model)
 
     # the skeleton model alone
     feed = batches()
@@ -336,10 +316,8 @@ def build_arms(processor, pool):
     # --compile: the configured arm again, eager
     if hasattr(processor.model, '_orig_mod') and main_arm in arms:
         eager_model = processor.model._orig_mod
-        if main_arm == 'ctrgcn':
-            arms['ctrgcn_eager'] = step_of(eager_model, configured, processor.optimizer, processor.scaler)
-        else:
-            arms['gap_frozen_eager'] = step_of(eager_model, frozen, frozen_opt, frozen_scaler)
+        criterion, opt, scaler = built.get(main_arm, (configured, processor.optimizer, processor.scaler))
+        arms[f'{main_arm}_eager'] = step_of(eager_model, criterion, opt, scaler)
         notes[f'{main_arm}_eager'] = 'the same step without torch.compile'
 
     return arms, missing, notes, main_arm
@@ -436,8 +414,9 @@ def run_benchmark(processor):
                 result_arms[name]['what'] = notes[name]
         elif name in missing:
             result_arms[name] = {'step_ms': None, 'samples_per_s': None, 'reason': missing[name]}
-    if 'gap_text_per_step_setup_s' in notes:
-        result_arms['gap_text_per_step']['setup_s'] = notes['gap_text_per_step_setup_s']
+    for name in result_arms:
+        if f'{name}_setup_s' in notes and name in timing:
+            result_arms[name]['setup_s'] = notes[f'{name}_setup_s']
 
     samples = first_pass['samples'] + second_pass['samples']
     seconds = first_pass['seconds'] + second_pass['seconds']
