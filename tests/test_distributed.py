@@ -341,9 +341,6 @@ def test_an_error_on_one_rank_ends_all(tmp_path):
 
 
 # ---------------------------------------------------------------- (e) torchrun restarts resume
-@pytest.mark.skipif(os.environ.get('GAP_TEST_RESTARTS') != '1',
-                    reason='flaky on a loaded 2-core machine: the restarted gloo workers sometimes fail to '
-                           'reconnect (connectFullMesh refused); run with GAP_TEST_RESTARTS=1')
 def test_restarted_workers_resume_from_last_checkpoint(runs, tmp_path):
     """Rank 1 fails in epoch 2 (its 2nd step: rank 0 has written last.pt); torchrun restarts both
     workers, which resume from last.pt and end exactly where the uninterrupted run did."""

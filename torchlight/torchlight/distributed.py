@@ -88,8 +88,25 @@ def init():
     if not launched() or active():
         return False
     timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, 1800)))
-    dist.init_process_group(backend(), timeout=timeout)
+    if restarted():
+        dist.init_process_group(backend(), timeout=timeout, store=_attempt_store(timeout),
+                                rank=rank(), world_size=world_size())
+    else:
+        dist.init_process_group(backend(), timeout=timeout)
     return True
+
+
+def _attempt_store(timeout):
+    """torchrun's store, with this restart's own key prefix.
+
+    torchrun keeps one rendezvous store for all restarts of a job (TCP store sharing) while the
+    process group's keys carry no attempt number: restarted workers could read the previous
+    attempt's gloo addresses, and then fail to connect or hang. A prefix per attempt keeps them apart.
+    """
+    agent_hosts = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == str(True)
+    store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world_size(),
+                          is_master=not agent_hosts and rank() == 0, timeout=timeout)
+    return dist.PrefixStore(f'gap_attempt_{os.environ["TORCHELASTIC_RESTART_COUNT"]}', store)
 
 
 def teardown():
