@@ -84,7 +84,7 @@ class GraphConv(nn.Module):
         # forward+backward on the CPU): conv1/conv2 of all subsets run as one conv on the
         # time-averaged input (their outputs are only averaged over time, and a 1x1 conv commutes
         # with the mean); alpha scales conv4's small weights instead of the (n, out, v, v) map;
-        # conv4 is a batched matmul (a grouped conv is several times slower on the CPU) that starts
+        # conv4 is a batched matmul (a grouped conv ran at a quarter of the speed here) that starts
         # from bias + A, so the refined topology is written once; each subset's features then
         # meet their topology in one batched matmul over joints, with no layout copies.
         n, _, t, v = x.shape

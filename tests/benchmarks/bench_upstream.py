@@ -121,6 +121,8 @@ def main():
     parser.add_argument('--upstream', required=True, help='a checkout of MartinXM/GAP')
     parser.add_argument('--deps', default=None, help='an extra folder for upstream\'s imports (einops), '
                         'e.g. from pip install --target')
+    parser.add_argument('--batch', type=int, default=8, help='NTU batch (sequences of 64 frames, 2 persons)')
+    parser.add_argument('--ucla-batch', type=int, default=16, help='NW-UCLA batch (52 frames, 1 person)')
     args = parser.parse_args()
     UP = os.path.abspath(args.upstream)
     DEPS = os.path.abspath(args.deps) if args.deps else None
@@ -151,9 +153,9 @@ def main():
           sum(p.numel() for p in our_plain.parameters()), flush=True)
 
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(8, 3, 64, 25, 2, generator=g)
-    compare('Model_lst_4part', up_gap, our_gap, x)
-    compare('Model (plain CTR-GCN)', up_plain, our_plain, x)
+    x = torch.randn(args.batch, 3, 64, 25, 2, generator=g)
+    compare(f'Model_lst_4part (batch {args.batch}, T=64)', up_gap, our_gap, x)
+    compare(f'Model (plain CTR-GCN, batch {args.batch}, T=64)', up_plain, our_plain, x)
 
     # NW-UCLA size: the training batch of config/ucla (16 x 52 frames x 20 joints x 1 person)
     uargs = dict(num_class=10, num_point=20, num_person=1, graph='graph.ucla.Graph',
@@ -161,8 +163,8 @@ def main():
     torch.manual_seed(0)
     our_ucla = ours.Model_lst_4part_ucla(**uargs, head=['ViT-B/32'], k=6)
     _, (up_ucla,), _ = build_upstream(lambda up: (up.Model_lst_4part_ucla(**uargs, head=['ViT-B/32'], k=6),))
-    xu = torch.randn(16, 3, 52, 20, 1, generator=g)
-    compare('Model_lst_4part_ucla (batch 16, T=52)', up_ucla, our_ucla, xu)
+    xu = torch.randn(args.ucla_batch, 3, 52, 20, 1, generator=g)
+    compare(f'Model_lst_4part_ucla (batch {args.ucla_batch}, T=52)', up_ucla, our_ucla, xu)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(f'process: user {ru.ru_utime:.1f} s, sys {ru.ru_stime:.1f} s, maxrss {ru.ru_maxrss / 1024:.0f} MiB')
     print('loadavg after:', open('/proc/loadavg').read().strip(), flush=True)
