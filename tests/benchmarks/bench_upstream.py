@@ -10,7 +10,9 @@ imported first; for building the upstream models only, our entries leave sys.mod
 folder goes first on sys.path and its model/ctrgcn.py loads under another name; afterwards its
 modules are kept as `upstream_<name>` and ours come back, so both models then run side by side.
 `clip` and `Text_Prompt` are empty stand-ins (the classes built here use neither; Text_Prompt
-opens text files at import). Upstream's files are not modified.
+opens text files at import). Upstream's files are not modified. Upstream's graph package imports
+graph/tools.py and graph/infogcn/tools.py; a checkout without them takes CTR-GCN's and InfoGCN's
+graph/tools.py, which upstream's code was written against.
 
 For each model it checks that both give the same outputs for the same weights (eval mode), then
 times forward + backward in turns (ABAB...), so load from other processes falls on both alike, and

@@ -17,9 +17,9 @@ load from other processes falls on all of them alike:
 
 and iterates the train loader alone (its configured workers) before and after the timed rounds.
 A config whose criterion has no variants (plain CTR-GCN) times `ctrgcn` and `model_only`; the
-GAP arms are null with a reason. Nothing is written into the work dir. Sizes: --batch-size; the steps come from
-`arg.benchmark_warmup` / `arg.benchmark_steps` when the command line has them, else 10 + 20 on
-CUDA and 3 + 10 on the CPU.
+GAP arms are null with a reason. Nothing is written into the work dir. Sizes: --batch-size; the
+steps come from `arg.benchmark_warmup` / `arg.benchmark_steps` when the command line has them,
+else 10 + 20 on CUDA and 3 + 10 on the CPU.
 
 `time_arms` and `train_step` are also what tests/benchmarks/bench_*.py time with.
 """
@@ -35,7 +35,7 @@ import time
 import torch
 
 from torchlight import assemble, distributed, step
-from torchlight.criterion import CrossEntropy
+from torchlight.criterion import CrossEntropy, trained_parameters
 from torchlight.device import autocast
 from torchlight.errors import UserError
 from torchlight.importing import import_class
@@ -140,9 +140,10 @@ def summary(timing, batch):
 
 
 # ---------------------------------------------------------------------------------- steps
-def train_step(model, criterion, optimizer, scaler, device, dtype, data, label):
-    """One training step exactly as the trainer takes it (torchlight.step). Returns the losses."""
-    shared = [p for group in criterion.param_groups() for p in group['params']]
+def train_step(model, criterion, optimizer, scaler, device, dtype, data, label, shared=None):
+    """One training step exactly as the trainer takes it (torchlight.step). Returns the losses.
+    shared: the criterion's trained parameters (found here when not given)."""
+    shared = trained_parameters(criterion) if shared is None else shared
     return step.train_step(model, criterion, optimizer, scaler, device, dtype, data, label, shared)[1]
 
 
@@ -253,10 +254,10 @@ def build_arms(processor, pool):
         return opt, torch.amp.GradScaler('cuda', enabled=dtype == torch.float16)
 
     def step_of(model, criterion, optimizer, scaler):
-        feed = batches()
+        feed, shared = batches(), trained_parameters(criterion)
 
         def step():
-            train_step(model, criterion, optimizer, scaler, device, dtype, *next(feed))
+            train_step(model, criterion, optimizer, scaler, device, dtype, *next(feed), shared)
         return step
 
     arms, missing, notes = {}, {}, {}

@@ -16,8 +16,15 @@ itself: it back-propagates `losses['loss']`, and logs, plots and checkpoints eve
                               t over the ranks with gradients, for terms that must see the global batch
                               (without it a criterion's loss is its rank's own, averaged by DDP)
     criterion.generators()    (optional) its own torch.Generators, kept per rank in last.pt
+    criterion.benchmark_variants(arg)  (optional) {arm name: changes to arg}: the criteria
+                              `--phase benchmark` times beside the plain model ({}: this one)
 """
 import torch.nn.functional as F
+
+
+def trained_parameters(criterion):
+    """The criterion's own trained parameters (all its param_groups), e.g. a fine-tuned text encoder."""
+    return [p for group in criterion.param_groups() for p in group['params']]
 
 
 class CrossEntropy:

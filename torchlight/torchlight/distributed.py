@@ -88,16 +88,17 @@ def init():
     if not launched() or active():
         return False
     timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, 1800)))
-    if restarted():
-        dist.init_process_group(backend(), timeout=timeout, store=_attempt_store(timeout),
-                                rank=rank(), world_size=world_size())
-    else:
+    attempt = os.environ.get('TORCHELASTIC_RESTART_COUNT')
+    if attempt is None:  # started by hand with RANK/WORLD_SIZE/MASTER_*: one attempt only
         dist.init_process_group(backend(), timeout=timeout)
+    else:
+        dist.init_process_group(backend(), timeout=timeout, store=_attempt_store(attempt, timeout),
+                                rank=rank(), world_size=world_size())
     return True
 
 
-def _attempt_store(timeout):
-    """torchrun's store, with this restart's own key prefix.
+def _attempt_store(attempt, timeout):
+    """torchrun's store, with keys of this attempt's own.
 
     torchrun keeps one rendezvous store for all restarts of a job (TCP store sharing) while the
     process group's keys carry no attempt number: restarted workers could read the previous
@@ -106,7 +107,7 @@ def _attempt_store(timeout):
     agent_hosts = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == str(True)
     store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world_size(),
                           is_master=not agent_hosts and rank() == 0, timeout=timeout)
-    return dist.PrefixStore(f'gap_attempt_{os.environ["TORCHELASTIC_RESTART_COUNT"]}', store)
+    return dist.PrefixStore(f'gap_attempt_{attempt}', store)
 
 
 def teardown():

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from torchlight import assemble, distributed, io, outputs, provenance, rng
 from torchlight.checkpoint import load_weights, resume_into, save_run_state
+from torchlight.criterion import trained_parameters
 from torchlight.device import autocast, autocast_dtype, configure_backends, keep_cpu_memory_in_heap, resolve_device
 from torchlight.evaluation import evaluate, summarize
 from torchlight.importing import build, import_class
@@ -83,7 +84,7 @@ class Processor:
     def prepare_training(self):
         arg = self.arg
         self.log(f'Criterion: {self.criterion.description}')
-        self.criterion_params = [p for group in self.criterion.param_groups() for p in group['params']]
+        self.criterion_params = trained_parameters(self.criterion)
         if arg.phase != 'test':
             self.optimizer = assemble.optimizer(arg, self.model_core, self.criterion)
             # fp16 gradients need loss scaling; bf16 has fp32's range and needs none
