@@ -22,6 +22,7 @@ def _npy_header(shape, dtype):
 class StoreWriter:
     def __init__(self, folder):
         self.folder = Path(folder)
+        self._made = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
         self._tmp = self.folder / 'values.npy.part'
         self._f = open(self._tmp, 'wb')
@@ -47,8 +48,14 @@ class StoreWriter:
         np.savez(self.folder / 'index.npz', **index)
 
     def abort(self):
+        """Drop what was written (and the folder, if this writer made it and it is empty)."""
         self._f.close()
         self._tmp.unlink(missing_ok=True)
+        if self._made:
+            try:
+                self.folder.rmdir()
+            except OSError:  # not empty: leave it
+                pass
 
 
 class StoreReader:

@@ -44,13 +44,19 @@ def run(step, dataset=None, argv=None):
     out_dir = args.out_dir or DEFAULT_OUT[dataset]
     if args.workers < 1:
         raise UserError(f'--workers must be at least 1, got {args.workers}')
-    if step in ('raw', 'all'):
-        fn = pipeline.extract_raw if step == 'raw' else pipeline.prepare
-        fn(args.raw_root, out_dir, dataset, args.workers, args.skip_bad)
-    elif step == 'denoise':
-        pipeline.denoise_raw(out_dir, args.workers)
-    else:
-        pipeline.write_benchmarks(out_dir, dataset)
+    made = not out_dir.exists()
+    try:
+        if step in ('raw', 'all'):
+            fn = pipeline.extract_raw if step == 'raw' else pipeline.prepare
+            fn(args.raw_root, out_dir, dataset, args.workers, args.skip_bad)
+        elif step == 'denoise':
+            pipeline.denoise_raw(out_dir, args.workers)
+        else:
+            pipeline.write_benchmarks(out_dir, dataset)
+    except BaseException:  # the steps leave no half-written file; nor an out-dir made for nothing
+        if made and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
 
 
 def main(step, dataset=None, argv=None):

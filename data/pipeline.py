@@ -121,10 +121,19 @@ def _open_raw(folder):
     _RAW['store'] = StoreReader(folder, 'get_raw_skes_data.py')
 
 
+def finite(array, store, name):
+    """`array`, read from `store` for sample `name`; a UserError if it holds NaN or inf (only a
+    store written by an older version or damaged since can: the reader refuses them)."""
+    if not np.isfinite(array).all():
+        raise UserError(f'{store.folder / "values.npy"}: sample {name} holds NaN or infinite values; '
+                        'remake the store from the raw .skeleton files')
+    return array
+
+
 def _denoise_job(item):
     name, num_frames, bodies = item
     store = _RAW['store']
-    ske = Skeleton(name, [Body(i, store.read(o, n * 75).reshape(n, 25, 3), s)
+    ske = Skeleton(name, [Body(i, finite(store.read(o, n * 75), store, name).reshape(n, 25, 3), s)
                           for i, s, o, n in bodies], num_frames, 0)
     messages = []
     return name, (denoised_sequence(ske, messages.append), 0), messages, None
@@ -272,7 +281,8 @@ def write_benchmarks(out_dir, dataset, log=print):
     def rows(indices):
         for i in indices:
             n, w, o = int(ix['frames'][i]), int(ix['widths'][i]), int(ix['offsets'][i])
-            seq = to_150(translate(store.read(o, n * w).reshape(n, w)), dataset.repeat_single)
+            seq = finite(translate(store.read(o, n * w).reshape(n, w)), store, names[i])
+            seq = to_150(seq, dataset.repeat_single)
             yield seq
             if n < max_frames:
                 yield np.zeros((max_frames - n, 150), dtype=np.float32)

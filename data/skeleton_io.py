@@ -6,7 +6,8 @@ the body id), a joint-count line (25) and 25 joint lines of 12 values (x y z fir
 The fast path walks only the count lines in Python and parses the x y z of all joint lines in one
 vectorised pass; the other nine values per joint are never converted. A file not in the
 canonical layout (tabs, double spaces) or a broken one goes to a careful line-by-line reader, which
-parses it or says which line is wrong and what was expected.
+parses it or says which line is wrong and what was expected. An x y z that is not finite (nan,
+inf, or beyond float32's range) is broken input too: the careful reader names its line.
 """
 from dataclasses import dataclass
 
@@ -120,7 +121,10 @@ def _parse_fast(raw):
     if vals is None:
         return None
     # float64 then float32: the same rounding as upstream's np.array(strings, dtype=float32)
-    xyz = vals.astype(np.float32).reshape(-1, NUM_JOINTS, 3)
+    with np.errstate(over='ignore'):  # beyond float32: inf, refused below
+        xyz = vals.astype(np.float32).reshape(-1, NUM_JOINTS, 3)
+    if not np.isfinite(xyz).all():
+        return None  # nan / inf: the careful reader says which line
     return num_frames, _group(ids, occ_frame, xyz), dropped
 
 
@@ -206,7 +210,7 @@ def _parse_slow(raw, path):
 
     num_frames = take_int('the frame count (an integer)')
     valid, dropped = -1, 0
-    ids, occ_frame, xyz = [], [], []
+    ids, occ_frame, xyz, joint_lines = [], [], [], []
     for f in range(1, num_frames + 1):
         nb = take_int(f'the body count of frame {f}/{num_frames} (an integer)')
         if nb == 0:
@@ -226,8 +230,16 @@ def _parse_slow(raw, path):
                         '(x y z depthX depthY colorX colorY orientationWXYZ trackingState)')
                 lineno, tok = take(what, JOINT_VALUES)
                 xyz.append(numbers(lineno, tok, what)[:3])
+                joint_lines.append((lineno, j, where))
     if pos[0] < len(lines):
         raise UserError(f'{path}: line {pos[0] + 1}: expected the end of the file after {num_frames} '
                         f'frames, got {lines[pos[0]].strip()[:60]!r}')
-    xyz = np.array(xyz, dtype=np.float64).astype(np.float32).reshape(-1, NUM_JOINTS, 3)
+    with np.errstate(over='ignore'):
+        xyz = np.array(xyz, dtype=np.float64).reshape(-1, 3).astype(np.float32)
+    finite = np.isfinite(xyz).all(axis=1)
+    if not finite.all():  # float32, as written: 1e39 is inf there
+        lineno, j, where = joint_lines[int(np.argmin(finite))]
+        raise UserError(f'{path}: line {lineno}: expected the x y z of joint {j} of {where} as '
+                        f'finite numbers, got {" ".join(lines[lineno - 1].split()[:3])[:60]!r}')
+    xyz = xyz.reshape(-1, NUM_JOINTS, 3)
     return num_frames, _group(ids, occ_frame, xyz), dropped

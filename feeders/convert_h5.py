@@ -20,7 +20,8 @@ if __package__ in (None, ''):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from feeders.storage import (FEATURES, H5_FORMAT, H5_VERSION, SPLITS,  # noqa: E402
-                             check_samples, labels_from_onehot, npz_member_memmap, prep_command)
+                             check_samples, labels_from_onehot, nonfinite_message,
+                             npz_member_memmap, prep_command)
 from torchlight.errors import UserError, run_cli  # noqa: E402
 
 
@@ -80,6 +81,11 @@ def write_splits(out, npz_path, onehots, compression, chunk_frames, block, log):
         offsets = [0]
         for start in range(0, len(x), block):
             samples = np.asarray(x[start:start + block], dtype=np.float32)
+            finite = np.isfinite(samples).reshape(len(samples), -1).all(axis=1)
+            if not finite.all():
+                bad = start + int(np.argmin(finite))
+                raise UserError(nonfinite_message(npz_path, f'x_{split}', f'{split}_{bad} (row {bad})',
+                                                  prep_command(npz_path)))
             lengths = true_lengths(samples)
             kept = np.concatenate([s[:n] for s, n in zip(samples, lengths)])
             frames.resize(offsets[-1] + len(kept), axis=0)

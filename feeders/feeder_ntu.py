@@ -45,6 +45,7 @@ class Feeder(Dataset):
         self.bone, self.vel = modality_table.flags(self.modality)
         self.source = open_split(data_path, split)
         count = min(len(self.source), 100) if debug else len(self.source)
+        self.source.check_finite(count)  # NaN / inf: one line naming the sample, before any run
         self.label = [int(v) for v in self.source.label[:count]]
         self.sample_name = [f'{split}_{i}' for i in range(count)]
         self.num_class = self.source.num_class

@@ -42,7 +42,8 @@ def load_split(name, split_file=None):
 
 
 def load_sequence(path):
-    """One all_sqe json as a (T, 20, 3) float64 array."""
+    """One all_sqe json as a (T, 20, 3) float64 array; a UserError naming the file if it is
+    missing, malformed or holds a NaN or infinite coordinate."""
     try:
         with open(path) as f:
             skeletons = json.load(f)['skeletons']
@@ -55,6 +56,11 @@ def load_sequence(path):
     if seq.ndim != 3 or seq.shape[1:] != (NUM_JOINTS, 3) or len(seq) == 0:
         raise UserError(f'{path}: expected skeletons of shape (T, {NUM_JOINTS}, 3), '
                         f'got {seq.shape}')
+    finite = np.isfinite(seq).all(axis=2)  # json reads NaN, Infinity and 1e999 as numbers
+    if not finite.all():
+        t, j = np.argwhere(~finite)[0]
+        raise UserError(f'{path}: expected finite coordinates, frame {t + 1} joint {j + 1} (from 1) '
+                        f'is {seq[t, j].tolist()}; the file is damaged: unpack it again from all_sqe.zip')
     return seq
 
 

@@ -125,6 +125,14 @@ class TableSupervision:
         return gap_loss(logits, labels, global_feat, part_feats, self.targets(labels), logit_scale, alpha)
 
 
+class NormGAP(TinyGAP):
+    """TinyGAP with BatchNorm: each rank's running statistics see only its own batches."""
+
+    def __init__(self, num_class=NUM_CLASS, head=('tiny-encoder',)):
+        super().__init__(num_class, head)
+        self.body = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU())
+
+
 class RankFeeder(TinyFeeder):
     """Its train split is missing on rank 1 only (a node without the data)."""
 
@@ -300,6 +308,28 @@ def test_gathered_test_scores_are_a_one_process_test_phase(runs):
     def loss_line(text):  # the last 'Mean test loss of 3 batches: x' (the re-test's), without the time
         return [line.split('] ')[-1].split(';')[0] for line in text.splitlines() if 'Mean test loss' in line][-1]
     assert loss_line(runs.stdout) == loss_line(out.stdout)
+
+
+def check_torchrun_epoch_figures(tmp_path):  # a case of test_faults.py's matrix
+    """With BatchNorm, each rank's running statistics drift apart in the last training step; the
+    ranks score with rank 0's (the saved model's), so every epoch's logged loss and accuracy are a
+    one-process test of that epoch's runs-E-S.pt."""
+    (tmp_path / 'tiny.yaml').write_text(CONFIG)
+    out, _ = launch('--config', tmp_path / 'tiny.yaml', '--work-dir', tmp_path / 'w', '--model',
+                    'test_distributed.NormGAP', '--num-epoch', '3', '--base-lr', '0.3')
+    assert out.returncode == 0, out.stderr[-3000:]
+    for record in metrics(tmp_path / 'w'):
+        epoch = record['epoch']
+        (checkpoint,) = (tmp_path / 'w').glob(f'runs-{epoch}-*.pt')
+        test, _ = launch('--config', tmp_path / 'tiny.yaml', '--work-dir', tmp_path / f'test{epoch}',
+                         '--model', 'test_distributed.NormGAP', '--phase', 'test', '--weights', checkpoint,
+                         torchrun=None)
+        assert test.returncode == 0, test.stderr[-3000:]
+        loss = float(test.stdout.split('Mean test loss of 3 batches: ')[1].split(';')[0])
+        top1 = float(test.stdout.split('Top1: ')[1].split('%')[0])
+        top2 = float(test.stdout.split('Top2: ')[1].split('%')[0])
+        assert abs(record['test_loss'] - loss) < 1e-4, (epoch, record['test_loss'], loss)
+        assert f'{100 * record["test_top1"]:.2f}' == f'{top1:.2f}' and f'{100 * record["test_top2"]:.2f}' == f'{top2:.2f}'
 
 
 # ---------------------------------------------------------------- (c) two nodes on this machine

@@ -189,17 +189,22 @@ def test_refuses_other_prompts_with_count_index_and_both_texts(tmp_path, ucla_te
     assert 'first difference at prompt 7' in message
     assert repr(ucla_texts[7]) in message and repr(edited[7]) in message
 
-    # fewer classes: the count differs and the first difference is where the runs part ways
-    fewer = build_prompts(load_descriptions('ucla', 9)).all_texts()
-    message = refusal(path, fewer)
-    assert f'{n} prompts in the file, {len(fewer)} in the run' in message
-    first = next(i for i, (a, b) in enumerate(zip(ucla_texts, fewer)) if a != b)
-    assert f'first difference at prompt {first}:' in message
+    # more prompts than the file holds: refused, the first difference past the file's end
+    more = list(ucla_texts) + ['one more prompt']
+    message = refusal(path, more)
+    assert f'{n} prompts in the file, {n + 1} in the run' in message and 'file (none)' in message
     assert 'made for ucla with 10 classes' in message
 
-    # a prefix of the file's prompts: the difference is past the end of the shorter list
-    message = refusal(path, ucla_texts[:5])
-    assert 'first difference at prompt 5:' in message and 'run (none)' in message
+
+def test_a_table_of_more_classes_serves_a_run_of_their_first_classes(tmp_path, ucla_texts):
+    """NTU120's table serves NTU60 runs: each run prompt gets its own row of the bigger table."""
+    path = tmp_path / 't.pt'
+    table = write_file(path, ucla_texts)
+    fewer = build_prompts(load_descriptions('ucla', 9)).all_texts()
+    loaded, description = load_embedding_file(path, fewer, width=6)
+    rows = [ucla_texts.index(t) for t in fewer]
+    assert torch.equal(loaded, table[rows]) and len(loaded) == len(fewer) < len(ucla_texts)
+    assert f'{len(fewer)} of its {len(ucla_texts)} prompts' in description
 
 
 def test_long_prompts_are_shortened_in_the_message(tmp_path):

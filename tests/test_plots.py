@@ -1,15 +1,21 @@
 """torchlight/plots.py: learning curves and confusion matrices as PNG files, written atomically."""
 import ast
+import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from conftest import REPO
 from torchlight import plots
+from torchlight.errors import UserError, run_cli
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+# a failed write: the OSError, or torchlight.io's one-line WriteError (a UserError) that reports it
+WRITE_ERRORS = (OSError, UserError)
 
 
 def png_size(path):
@@ -125,12 +131,12 @@ def test_confusion_bad_input_raises_and_writes_nothing(tmp_path, counts, names):
 def test_bad_path_raises_and_leaves_no_temp_file(tmp_path):
     target = tmp_path / 'taken.png'
     target.mkdir()  # a folder where the file should go: os.replace fails
-    with pytest.raises(OSError):
+    with pytest.raises(WRITE_ERRORS):
         plots.plot_learning_curves(metrics(), target)
     assert sorted(os.listdir(tmp_path)) == ['taken.png'] and os.listdir(target) == []
     blocker = tmp_path / 'file'
     blocker.write_text('x')  # a file where a folder should be
-    with pytest.raises(OSError):
+    with pytest.raises(WRITE_ERRORS):
         plots.plot_confusion(confusion(3), 'abc', blocker / 'cm.png')
     assert sorted(os.listdir(tmp_path)) == ['file', 'taken.png']
 
@@ -161,3 +167,32 @@ def test_import_has_no_side_effects():
         names = [a.name for n in top for a in n.names] + [n.module or '' for n in top
                                                           if isinstance(n, ast.ImportFrom)]
         assert not any(name.split('.')[0] in ('matplotlib', 'PIL') for name in names), rel
+
+
+# ------------------------------------------------------------------------ python -m torchlight.plots
+def test_cli_without_arguments_prints_usage_and_exits_2():
+    done = subprocess.run([sys.executable, '-m', 'torchlight.plots'], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith('usage: python -m torchlight.plots')
+    assert done.stdout == '' and 'Traceback' not in done.stderr
+
+
+def test_cli_redraws_learning_curves_from_metrics_with_nulls(tmp_path, capsys):
+    records = metrics()
+    records[4].update(train_loss=None, lr=None)  # the trainer writes null for a non-finite value
+    records[5].update(test_top1=None, test_loss=None, epoch=None)
+    (tmp_path / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+    assert plots.main([str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f'{tmp_path / "learning_curves.png"}\n'
+    assert png_size(tmp_path / 'learning_curves.png')[0] > 500
+
+
+@pytest.mark.parametrize('content, message', [
+    (None, 'no metrics.jsonl'), ('', 'holds no epoch'), ('{"epoch": 1}\n{"epo', 'line 2 is not a JSON object')])
+def test_cli_on_a_bad_work_dir_is_a_one_line_error(tmp_path, capsys, content, message):
+    if content is not None:
+        (tmp_path / 'metrics.jsonl').write_text(content)
+    with pytest.raises(SystemExit) as end:
+        run_cli(plots.main, [str(tmp_path)])
+    err = capsys.readouterr().err
+    assert end.value.code == 2 and err.startswith(f'error: {tmp_path}: ') and message in err
+    assert err.count('\n') == 1 and not (tmp_path / 'learning_curves.png').exists()

@@ -5,6 +5,7 @@ cross-entropy to models without text heads and `GAPCriterion` to GAP's models. T
 output, the encoder name and the text targets are this module's business, not the trainer's.
 """
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,7 +49,8 @@ def build(model, dataset, arg, device, log, training=True):
             seed=arg.seed, text_dir=arg.text_dir, log=log, text_embeddings=arg.text_embeddings,
             width=model.text_width)
     folder = Path(arg.text_dir) if arg.text_dir else TEXT_DIR / text_set
-    return GAPCriterion(supervision, heads[0], alpha, text_folder=folder)
+    return GAPCriterion(supervision, heads[0], alpha, text_folder=folder, text_set=text_set,
+                        text_dir=arg.text_dir)
 
 
 def per_step_weights(weights, encoder):
@@ -76,13 +78,25 @@ class GAPCriterion:
     involved). Without one (test phase) only the logits are used.
     """
 
-    def __init__(self, supervision, encoder, alpha, text_folder=None, gather=None):
+    def __init__(self, supervision, encoder, alpha, text_folder=None, gather=None, text_set=None, text_dir=None):
         self.supervision = supervision
         self.encoder = encoder
         self.alpha = float(alpha)
         self.text_folder = text_folder
+        self.text_set, self.text_dir = text_set, text_dir  # where class_names() reads the run's names
         self.gather = gather  # None: one process; else rows of every rank, with gradients (distribute)
         self._class_embeddings = None
+
+    def class_names(self, num_class):
+        """The first `num_class` label names of the run's own descriptions (--text-dir or the
+        dataset's), for logs and pictures; None when they cannot be read."""
+        from text.descriptions import load_descriptions
+        try:
+            with warnings.catch_warnings():  # notes on the paper's files were shown when training
+                warnings.simplefilter('ignore')
+                return list(load_descriptions(self.text_set, num_class, self.text_dir).names)
+        except UserError:
+            return None
 
     def distribute(self, gather, rank):
         """Under DDP: the text term compares every sample of the global batch with every other, as

@@ -13,7 +13,9 @@ a torch.save of a dict of plain tensors, strings and ints (it loads with weights
   texts_sha256     texts_sha256(texts)
   texts            the ordered prompts (PromptBank.all_texts())
 
-The loader refuses, in one line, a file whose prompts, width or encoder differ from the run's.
+The loader refuses, in one line, a file whose prompts, width or encoder differ from the run's. A file
+holding every prompt of the run and more (NTU120's table for an NTU60 run: NTU60's classes are
+NTU120's first 60) serves it: each prompt's embedding does not depend on the others'.
 This module imports only torch and torchlight: never clip, sentence_transformers or transformers.
 """
 import hashlib
@@ -122,6 +124,16 @@ def _texts_problem(stored, texts, entry):
             f'run {run_text})')
 
 
+def _rows_of(stored, texts):
+    """The file's row of each of the run's prompts, or None when one is missing from the file."""
+    row = {}
+    for i, text in enumerate(stored):
+        row.setdefault(text, i)
+    if not all(text in row for text in texts):
+        return None
+    return torch.tensor([row[text] for text in texts], dtype=torch.long)
+
+
 def load_embedding_file(path, texts, width=None, encoder_name=None):
     """(table, description): the (len(texts), width) float32 table stored at `path`, checked
     against the run's ordered prompts `texts`, the model's text `width` and `encoder_name` (None
@@ -136,10 +148,17 @@ def load_embedding_file(path, texts, width=None, encoder_name=None):
     if width is not None and table.shape[1] != int(width):
         raise UserError(f'text-embedding file {path}: embeddings are {table.shape[1]}-d, but the '
                         f'model\'s text width is {width}')
-    problem = _texts_problem(stored, list(texts), entry)
+    texts = list(texts)
+    problem = _texts_problem(stored, texts, entry)
+    subset = ''
     if problem:
-        raise UserError(f'text-embedding file {path}: {problem}; descriptions edited, or another '
-                        f'dataset or --num-class? {_EXPORT_HINT}')
+        rows = _rows_of(stored, texts)
+        if rows is None:
+            raise UserError(f'text-embedding file {path}: {problem}; descriptions edited, or another '
+                            f'dataset or --num-class? {_EXPORT_HINT}')
+        table = table[rows]
+        subset = f'; the rows of this run\'s {len(texts)} of its {len(stored)} prompts'
+
     identity = str(entry.get('encoder_identity', ''))
     random_weights = identity.startswith('random:')
     if random_weights:
@@ -147,5 +166,5 @@ def load_embedding_file(path, texts, width=None, encoder_name=None):
                       'WEIGHTS: its text supervision is meaningless (use it only for tests and '
                       'benchmarks)', stacklevel=2)
     weights = 'RANDOM WEIGHTS' if random_weights else identity or 'weights unknown'
-    description = f'{entry["encoder"]} ({weights}; table from {path})'
+    description = f'{entry["encoder"]} ({weights}; table from {path}{subset})'
     return table.to(torch.float32).contiguous(), description

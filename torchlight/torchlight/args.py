@@ -35,6 +35,7 @@ def parse_kv_dict(text, flag='dict argument'):
 
     The text is parsed as the argument list of a call, so commas inside lists or strings are fine:
     `data_path='x.npz',p_interval=[0.5, 1]` -> {'data_path': 'x.npz', 'p_interval': [0.5, 1]}.
+    `true` / `false`, bare or quoted, any case, are booleans (a quoted 'false' was a true string).
     """
     text = text.strip()
     if not text:
@@ -49,12 +50,21 @@ def parse_kv_dict(text, flag='dict argument'):
         raise UserError(bad)
     out = {}
     for kw in call.keywords:
+        if isinstance(kw.value, ast.Name) and kw.value.id.lower() in ('true', 'false'):
+            out[kw.arg] = kw.value.id.lower() == 'true'
+            continue
         try:
-            out[kw.arg] = ast.literal_eval(kw.value)
+            out[kw.arg] = _boolean_word(ast.literal_eval(kw.value))
         except (ValueError, SyntaxError, TypeError):
             raise UserError(f'{flag}: value of {kw.arg!r} is not a Python literal '
                             f'({ast.unparse(kw.value)!r}); quote strings, e.g. {kw.arg}=\'...\'') from None
     return out
+
+
+def _boolean_word(value):
+    if isinstance(value, str) and value.strip().lower() in ('true', 'false'):
+        return value.strip().lower() == 'true'
+    return value
 
 
 class DictAction(argparse.Action):

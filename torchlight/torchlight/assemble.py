@@ -1,4 +1,5 @@
 """Build a run's pieces from its arguments: data loaders, model, optimizer."""
+import math
 import os
 
 import torch
@@ -22,6 +23,32 @@ def check_args(arg):
         raise UserError(f'--optimizer: expected SGD or Adam, got {arg.optimizer!r}')
     if arg.phase == 'benchmark' and distributed.launched():
         raise UserError('--phase benchmark times one process: run it without torchrun')
+    check_numbers(arg)
+
+
+# flag -> (smallest value allowed, what it is): counts and sizes a run cannot work with below it
+_AT_LEAST = {'batch_size': (1, 'a batch size'), 'test_batch_size': (1, 'a batch size'),
+             'num_epoch': (1, 'an epoch count'), 'start_epoch': (0, 'an epoch count'),
+             'num_worker': (0, 'a worker count'), 'log_interval': (0, 'a step interval'),
+             'save_interval': (1, 'an epoch interval'), 'eval_interval': (0, 'an epoch interval (0: only the last)'),
+             'save_epoch': (0, 'an epoch count'), 'warm_up_epoch': (0, 'an epoch count'), 'seed': (0, 'a seed')}
+
+
+def check_numbers(arg):
+    """Numeric flags with values no run can use: one line naming the flag and its value."""
+    for key, (low, what) in _AT_LEAST.items():
+        value = getattr(arg, key, None)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+            raise UserError(f'--{key.replace("_", "-")} {value!r}: expected {what}, an integer >= {low}')
+    for key in ('base_lr', 'weight_decay', 'lr_decay_rate'):
+        value = getattr(arg, key, None)
+        if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
+            raise UserError(f'--{key.replace("_", "-")} {value!r}: expected a finite number >= 0')
+    for key in ('step', 'show_topk'):
+        for value in getattr(arg, key, None) or ():
+            if not isinstance(value, int) or value < (1 if key == 'show_topk' else 0):
+                raise UserError(f'--{key.replace("_", "-")} {value!r}: expected integers >= '
+                                f'{1 if key == "show_topk" else 0}')
 
 
 def data_loaders(arg, device, log):
@@ -62,7 +89,31 @@ def data_loaders(arg, device, log):
     part = range(rank * len(test) // world, (rank + 1) * len(test) // world) if distributed.launched() else None
     loaders['test'] = DataLoader(test, batch_size=max(1, arg.test_batch_size // world), shuffle=False,
                                  sampler=part, drop_last=False, **common)
+    if training:
+        check_feeders_agree(train, test, arg.feeder)
     return loaders
+
+
+# What a model trained on one feeder's items needs the other's to share.
+AGREE = ('modality', 'layout', 'num_class', 'text_set')
+
+
+def check_feeders_agree(train, test, feeder):
+    """Train and test items must be of one kind: a model trained on bones scored on joints, or on
+    60 classes scored on 120, gives a number without meaning. One line naming both values."""
+    for key in AGREE:
+        a, b = getattr(train, key, None), getattr(test, key, None)
+        if a is not None and b is not None and a != b:
+            raise UserError(f'{feeder}: train_feeder_args give {key} {a!r} but test_feeder_args give {b!r}; '
+                            'train and test data must agree')
+
+
+def check_model_fits(model, feeder):
+    """Every label of the test data must be one of the model's classes (a label beyond them fails
+    deep inside the loss, or in a GPU kernel)."""
+    labels, own = getattr(feeder, 'label', None), getattr(model, 'num_class', None)
+    if labels is not None and len(labels) and isinstance(own, int) and int(max(labels)) >= own:
+        raise UserError(f'model_args num_class {own} does not fit the data: its labels go up to {int(max(labels))}')
 
 
 def wrap_model(model, arg, device, gpus, training=True):

@@ -34,7 +34,7 @@ import time
 
 import torch
 
-from torchlight import assemble, distributed, step
+from torchlight import assemble, distributed, io, step
 from torchlight.criterion import CrossEntropy, trained_parameters
 from torchlight.device import autocast
 from torchlight.errors import UserError
@@ -461,5 +461,5 @@ def run_benchmark(processor):
         'load_average': [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
     }
     if distributed.is_main():  # under torchrun: rank 0's line
-        print(json.dumps(result), flush=True)
+        print(json.dumps(io.finite_or_none(result)), flush=True)
     return result

@@ -114,6 +114,27 @@ RUN_STATE_KEYS = ('version', 'args', 'epoch', 'global_step', 'model', 'optimizer
                   'last_epoch', 'rng')
 
 
+# Settings --resume may change: how the run is watched, where it runs, which outputs it writes.
+# Everything else (data, model, optimisation, seed, schedule) must be the run's own.
+RESUME_FREE = ('config', 'work_dir', 'model_saved_name', 'phase', 'start_epoch', 'device', 'num_worker',
+               'print_log', 'log_interval', 'show_topk', 'save_score')
+
+
+def check_resume_settings(saved, current, epochs_done):
+    """A one-line UserError naming every setting of `current` that differs from the run's `saved`
+    ones (both values), except RESUME_FREE and --num-epoch (any count not below the epochs done)."""
+    changed = []
+    for key in sorted(set(saved) | set(current)):
+        if key in RESUME_FREE or key == 'num_epoch' or saved.get(key) == current.get(key):
+            continue
+        changed.append(f'{key}: run {saved.get(key)!r}, now {current.get(key)!r}')
+    if 'num_epoch' in current and current['num_epoch'] < epochs_done:
+        changed.append(f'num_epoch {current["num_epoch"]} < the {epochs_done} epochs already done')
+    if changed:
+        raise UserError('--resume with settings other than the run\'s own (' + '; '.join(changed)
+                        + '); resume with the same settings (only --num-epoch may grow), or start a new work dir')
+
+
 def save_run_state(path, state):
     """Write `<work_dir>/last.pt`, everything `--resume` needs, loadable with weights_only=True:
 
@@ -127,6 +148,8 @@ def save_run_state(path, state):
     last_acc, last_epoch              the latest evaluation
     rng          torchlight.rng.rng_state() at the end of the epoch (rank 0's under torchrun)
     rank_rng     (torchrun only) every rank's torchlight.rng.rank_state(), in rank order
+    pending      (optional) the training record of epoch `epoch` when its evaluation has not run yet
+                 (the state is written after each epoch's training and again after its evaluation)
     """
     missing = [k for k in RUN_STATE_KEYS if k != 'version' and k not in state]
     if missing:
@@ -152,10 +175,10 @@ def load_run_state(path):
     return state
 
 
-def resume_into(path, model, optimizer, criterion, scaler):
+def resume_into(path, model, optimizer, criterion, scaler, state=None):
     """Load last.pt's model, optimizer, criterion and scaler states into those objects; returns the
-    run state. UserError (one line) for a file that does not fit them."""
-    state = load_run_state(path)
+    run state (`state`: already read from `path`). UserError (one line) for a file that does not fit them."""
+    state = load_run_state(path) if state is None else state
     try:
         model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])

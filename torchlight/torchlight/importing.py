@@ -54,4 +54,23 @@ def build(cls_path, kwargs, what):
     missing = [name for name in required if name not in kwargs]
     if missing:
         raise UserError(f'{what}: {cls_path} needs {", ".join(missing)}')
-    return cls(**kwargs)
+    return cls(**check_booleans(cls, kwargs, what))
+
+
+def check_booleans(cls, kwargs, what):
+    """Options whose default is a bool take True/False (or 0/1) only: a string such as 'false' or
+    'no' would silently count as true. Returns kwargs with 0/1 made booleans."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        param = params.get(key)
+        if param is None or not isinstance(param.default, bool) or isinstance(value, bool):
+            continue
+        if isinstance(value, int) and value in (0, 1):
+            out[key] = bool(value)
+        else:
+            raise UserError(f'{what}: {key} is a boolean option (true or false), got {value!r}')
+    return out

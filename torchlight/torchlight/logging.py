@@ -9,6 +9,7 @@ import sys
 import time
 
 from torchlight import distributed
+from torchlight.io import WriteError
 
 
 def stamp(message):
@@ -48,5 +49,8 @@ class Logger:
         if self.path is None:
             self._pending.extend(lines)
             return
-        with open(self.path, 'a', encoding='utf-8') as f:
-            f.write('\n'.join(lines) + '\n')
+        try:
+            with open(self.path, 'a', encoding='utf-8') as f:
+                f.write('\n'.join(lines) + '\n')
+        except OSError as e:
+            raise WriteError(f'cannot write {self.path}: {e.strerror}') from None

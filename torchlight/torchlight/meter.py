@@ -1,5 +1,18 @@
-"""Per-step training values kept on the device and read once per log interval (no per-step sync)."""
+"""Per-step training values kept on the device and read once per log interval (no per-step sync).
+
+Reading them is also where a diverged run is caught: a non-finite loss ends the run (Diverged)
+at the first read after it, naming its epoch and step, before anything of that epoch is saved.
+"""
+import math
+
 import torch
+
+from torchlight.distributed import SharedError
+
+
+class Diverged(SharedError):
+    """The training loss became non-finite. Under torchrun every rank reads the same reduced values
+    at the same flush, so every rank raises it together (one line, printed by rank 0)."""
 
 
 class NullWriter:
@@ -13,12 +26,19 @@ class NullWriter:
 
 
 class StepMeter:
-    def __init__(self, writer, reduce=None):
+    """`skip_nonfinite`: fp16 with a GradScaler, which skips a step whose loss overflowed (its
+    gradients are inf) instead of diverging: such steps are counted, not averaged, and only an
+    epoch in which every step overflowed counts as divergence."""
+
+    def __init__(self, writer, reduce=None, epoch=None, skip_nonfinite=False):
         self.writer = writer  # tensorboard: per step, as upstream logged them
         self.reduce = reduce  # under DDP: the mean over the ranks (at each flush, one collective)
+        self.epoch = epoch    # 1-based, for the divergence message
+        self.skip_nonfinite = skip_nonfinite
         self.pending = []     # (global step, {name: 0-dim tensor}) not yet read
         self.sums = {}
         self.last = {}
+        self.count = self.skipped = 0
 
     def add(self, step, values):
         self.pending.append((step, values))
@@ -30,7 +50,15 @@ class StepMeter:
         names = list(self.pending[0][1])
         table = torch.stack([torch.stack([v[n] for n in names]) for _, v in self.pending])
         table = (self.reduce(table) if self.reduce else table).tolist()
+        loss = names.index('loss') if 'loss' in names else None
         for (step, _), row in zip(self.pending, table):
+            if loss is not None and not math.isfinite(row[loss]):
+                if not self.skip_nonfinite:
+                    self.pending.clear()
+                    raise Diverged(f'training diverged: the loss is {row[loss]} at epoch {self.epoch}, step {step}')
+                self.skipped += 1
+                continue
+            self.count += 1
             for name, value in zip(names, row):
                 self.sums[name] = self.sums.get(name, 0.0) + value
                 if name in ('loss', 'acc'):
@@ -39,8 +67,12 @@ class StepMeter:
         self.last = dict(zip(names, table[-1]))
         self.pending.clear()
 
-    def means(self, batches):
-        return {k: v / max(batches, 1) for k, v in self.sums.items()}
+    def means(self):
+        """Each value's mean over the steps read (fp16 steps the scaler skipped left out)."""
+        if self.skipped and not self.count:
+            raise Diverged(f'training diverged: every one of the {self.skipped} fp16 steps of epoch '
+                           f'{self.epoch} had a non-finite loss (the gradient scaler skipped them all)')
+        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
 
 
 def epoch_summary(mean, data_time, net_time, samples, seconds):

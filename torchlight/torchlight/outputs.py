@@ -31,7 +31,7 @@ def write_scores(work_dir, epoch, feeder, evaluation, record):
     path = score_path(work_dir, epoch)
     io.save_pickle(path, dict(zip(keys, evaluation.scores)))
     record = dict(record, samples=len(keys), written=time.strftime('%Y-%m-%dT%H:%M:%S'))
-    io.save_text(path[:-len('.pkl')] + '.json', json.dumps(record, indent=1, sort_keys=True) + '\n')
+    io.save_text(path[:-len('.pkl')] + '.json', json.dumps(io.finite_or_none(record), indent=1, sort_keys=True) + '\n')
     return path
 
 
@@ -66,10 +66,18 @@ def picture(log, path, draw, *args, **kwargs):
         return None
 
 
-def write_confusion_picture(log, work_dir, epoch, feeder, evaluation, title):
+def class_names(criterion, feeder, n):
+    """The names of the run's `n` classes: its descriptions' (the criterion's, e.g. from --text-dir),
+    else the feeder's, else numbers."""
+    for source in (criterion, feeder):
+        names = source.class_names(n) if hasattr(source, 'class_names') else None
+        if names:
+            return list(names)
+    return [str(i) for i in range(n)]
+
+
+def write_confusion_picture(log, work_dir, epoch, names, evaluation, title):
     from torchlight.plots import plot_confusion
-    n = evaluation.scores.shape[1]
-    names = feeder.class_names(n) if hasattr(feeder, 'class_names') else [str(i) for i in range(n)]
     return picture(log, os.path.join(work_dir, f'epoch{epoch}_confusion.png'), plot_confusion,
                    full_confusion(evaluation), names, title=title)
 
@@ -80,9 +88,10 @@ def write_learning_curves(log, work_dir, metrics):
 
 
 def report_evaluation(log, work_dir, epoch, feeder, evaluation, result, save_score=False, checkpoint=None,
-                      wrong_stem=None, picture=False):
+                      wrong_stem=None, picture=False, names=None):
     """An evaluation's log lines (upstream's: loss, Top-k) and files: the per-class csv, the score
-    pickle with its record (save_score), the wrong/right files (wrong_stem), the confusion picture.
+    pickle with its record (save_score), the wrong/right files (wrong_stem), the confusion picture
+    (its axes labelled with `names`).
     `epoch` is the one file names say (1-based). Returns the confusion matrix of the csv."""
     ev, n = evaluation, len(evaluation.scores)
     log(f'\tMean test loss of {ev.batches} batches: {ev.loss:.4f}; '
@@ -99,7 +108,8 @@ def report_evaluation(log, work_dir, epoch, feeder, evaluation, result, save_sco
     if wrong_stem:
         write_wrong_right(wrong_stem, ev)
     if picture:
-        write_confusion_picture(log, work_dir, epoch, feeder, ev, os.path.basename(checkpoint or work_dir))
+        names = names or [str(i) for i in range(ev.scores.shape[1])]
+        write_confusion_picture(log, work_dir, epoch, names, ev, os.path.basename(checkpoint or work_dir))
     return confusion
 
 

@@ -4,11 +4,17 @@ Pure functions: they read their arguments, write one file atomically (a temporar
 target, then os.replace, as torchlight.io does) and return its path. Drawing uses matplotlib's Agg
 canvas on a private Figure (no pyplot, no global backend switch, no display), and matplotlib is
 imported only when a function is called, so importing this module has no side effects.
+
+    python -m torchlight.plots WORK_DIR [WORK_DIR ...]   # redraw each learning_curves.png
 """
+import argparse
 import math
+import os
+import sys
 
 import numpy as np
 
+from .errors import UserError, run_cli
 from .io import atomic_open
 
 # words of train_* keys that are not losses (train_acc, train_samples_per_s, ...); every other
@@ -124,7 +130,8 @@ def plot_learning_curves(metrics, path, title=None):
         else:
             ax.text(0.5, 0.5, 'no values', transform=ax.transAxes, ha='center', va='center',
                     color='gray')
-    last = metrics[-1].get('epoch', len(metrics))
+    last = metrics[-1].get('epoch')
+    last = last if _number(last) else len(metrics)
     fig.suptitle(f'{title + " - " if title else ""}{len(metrics)} epochs (last: {last})')
     return _save_png(fig, path, dpi=100)
 
@@ -206,3 +213,24 @@ def plot_confusion(confusion, class_names, path, title=None):
     fig.suptitle(f'{head}overall accuracy {overall:.2f}% ({int(diag.sum())}/{int(total)}), '
                  f'{n} classes', fontsize=11)
     return _save_png(fig, path, dpi=100 if n <= 20 else 150)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m torchlight.plots',
+                                     description="Redraw a work dir's learning_curves.png from its metrics.jsonl.")
+    parser.add_argument('work_dirs', nargs='+', help='work dirs with a metrics.jsonl')
+    args = parser.parse_args(argv)  # none given: usage and exit status 2
+    from .summary import Unfinished, read_metrics
+    for work_dir in args.work_dirs:
+        try:
+            metrics = read_metrics(os.path.join(work_dir, 'metrics.jsonl'))
+        except Unfinished as e:
+            raise UserError(f'{work_dir}: {e}') from None
+        if not metrics:
+            raise UserError(f'{work_dir}: metrics.jsonl holds no epoch')
+        print(plot_learning_curves(metrics, os.path.join(work_dir, 'learning_curves.png')))
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main, sys.argv[1:])

@@ -7,8 +7,13 @@ are the work dir's (workdir.py), the run state checkpoint.py's, scoring evaluati
 output files outputs.py's. Log lines follow upstream's (CTR-GCN/GAP) so their tools keep working.
 
 Under torchrun (distributed.py) each process trains a DDP replica on its share of the global batch
-and scores its part of the test set; rank 0 alone logs and writes files, and decides nothing the
-others do not: they all compute the same numbers from the gathered scores.
+and scores its part of the test set with rank 0's weights and BatchNorm statistics (the saved
+model); rank 0 alone logs and writes files, and decides nothing the others do not: they all compute
+the same numbers from the gathered scores. Rank 0's writes are made where all ranks stand together
+(on_main), so a failed write (a full disk) ends every rank with its one line.
+
+The run state (last.pt) is written after each epoch's training and again after its evaluation:
+a run killed while evaluating resumes with that evaluation, without training the epoch again.
 """
 import os
 import sys
@@ -19,13 +24,13 @@ import yaml
 from tqdm import tqdm
 
 from torchlight import assemble, distributed, io, outputs, provenance, rng
-from torchlight.checkpoint import load_weights, resume_into, save_run_state
+from torchlight.checkpoint import check_resume_settings, load_run_state, load_weights, resume_into, save_run_state
 from torchlight.criterion import trained_parameters
 from torchlight.device import autocast, autocast_dtype, configure_backends, keep_cpu_memory_in_heap, resolve_device
 from torchlight.evaluation import evaluate, summarize
 from torchlight.importing import build, import_class
 from torchlight.logging import Logger
-from torchlight.meter import NullWriter, StepMeter, epoch_summary
+from torchlight.meter import Diverged, NullWriter, StepMeter, epoch_summary
 from torchlight.schedule import apply_learning_rate, learning_rate
 from torchlight.step import train_step
 from torchlight.workdir import WorkDir, settings, step_of
@@ -45,6 +50,7 @@ class Processor:
         self.last_acc, self.last_epoch = None, None
         self.metrics = []
         self.resume_state = None
+        self.pending = None  # resuming: the training record of an epoch whose evaluation did not run
 
     # ------------------------------------------------------------------ set-up (writes nothing)
     def prepare(self):
@@ -60,9 +66,14 @@ class Processor:
     def prepare_run(self):
         arg = self.arg
         assemble.check_args(arg)
+        if arg.phase in ('train', 'test') and distributed.is_main():
+            self.work.check_writable()
         if arg.phase == 'train':  # workers torchrun restarted (--max-restarts) resume from last.pt
             job = distributed.run_id() if distributed.restarted() else None
             arg.resume, arg.overwrite = self.work.check_train(arg.resume, arg.overwrite, job, self.log)
+            if arg.resume:  # refuse changed settings before anything is built
+                self.resume_state = load_run_state(self.work.last)
+                check_resume_settings(self.resume_state.get('args') or {}, settings(arg), self.resume_state['epoch'])
         rng.seed_everything(arg.seed + distributed.rank())  # augmentation differs per rank
         self.device, self.gpus = resolve_device(arg.device, warn=self.log.warning)  # under torchrun: its own
         if self.device.type == 'cpu':
@@ -95,6 +106,7 @@ class Processor:
     def load_model(self):
         arg = self.arg
         model = build(arg.model, dict(arg.model_args), 'model_args')
+        assemble.check_model_fits(model, self.loaders['test'].dataset)
         self.num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         if arg.weights:
             load_weights(model, arg.weights, ignore_weights=arg.ignore_weights or (), log=self.log)
@@ -105,14 +117,21 @@ class Processor:
         self.model_core = assemble.sync_batch_norm(model, arg, self.device, self.log).to(self.device)
 
     def load_resume_state(self):  # every rank reads last.pt
-        state = resume_into(self.work.last, self.model_core, self.optimizer, self.criterion, self.scaler)
+        state = resume_into(self.work.last, self.model_core, self.optimizer, self.criterion, self.scaler,
+                            state=self.resume_state)
         self.arg.start_epoch = state['epoch']
+        self.pending = state.get('pending')
         self.global_step = state['global_step']
         self.best_acc, self.best_epoch = state['best_acc'], state['best_epoch']
         self.best_step, self.best_state = state['best_step'], state['best_model']
         self.last_acc, self.last_epoch = state['last_acc'], state['last_epoch']
         self.resume_state = state  # RNG states are restored right before the first resumed epoch
         self.log(f'Resume from {self.work.last}: {state["epoch"]} epochs done, best accuracy {self.best_acc:.4f}.')
+        if self.pending is not None:
+            self.log(f'The previous process stopped while evaluating epoch {state["epoch"]}: '
+                     'evaluating it now, without training it again.')
+        elif state['epoch'] < self.arg.num_epoch:
+            self.log(f'The previous process stopped during epoch {state["epoch"] + 1}: training it again from its start.')
 
     # ------------------------------------------------------------------ outputs
     def open_work_dir(self):
@@ -121,21 +140,26 @@ class Processor:
             record = lambda: provenance.record(self.arg, self.criterion, self.device,  # noqa: E731
                                                os.path.dirname(os.path.abspath(sys.argv[0])))
             self.writers, self.metrics = self.work.open(self.arg, self.log, record, self.writers, self.metrics)
+            if self.pending is not None:  # its line, if a kill came after it was written, is written again
+                self.metrics = [m for m in self.metrics if m['epoch'] < self.pending['epoch']]
 
     def cpu_state(self):
         return {k: v.detach().cpu().clone() for k, v in self.model_core.state_dict().items()}
 
-    def save_last(self, epoch):
+    @staticmethod
+    def on_main(write):
+        """write() on rank 0 while every rank waits: its failure (disk full, ...) ends them all."""
+        return distributed.check_all(lambda: write() if distributed.is_main() else None)
+
+    def save_last(self, epoch, pending=None):
         ranks = distributed.all_gather_object(rng.rank_state(getattr(self.criterion, 'generators', list)()))
-        if not distributed.is_main():
-            return
-        save_run_state(self.work.last, {
+        self.on_main(lambda: save_run_state(self.work.last, {'pending': pending,
             'args': settings(self.arg), 'epoch': epoch, 'global_step': self.global_step,
             'model': self.cpu_state(), 'optimizer': self.optimizer.state_dict(),
             'scaler': self.scaler.state_dict(), 'criterion': self.criterion.state_dict(),
             'best_acc': self.best_acc, 'best_epoch': self.best_epoch, 'best_step': self.best_step,
             'best_model': self.best_state, 'last_acc': self.last_acc, 'last_epoch': self.last_epoch,
-            'rng': rng.rng_state(), **({'rank_rng': ranks} if distributed.launched() else {})})  # each rank's own RNG
+            'rng': rng.rng_state(), **({'rank_rng': ranks} if distributed.launched() else {})}))  # each rank's own RNG
 
     # ------------------------------------------------------------------ training
     def train_epoch(self, epoch):
@@ -148,7 +172,8 @@ class Processor:
         rng.reseed_epoch()
         if hasattr(self.loaders['train'].sampler, 'set_epoch'):
             self.loaders['train'].sampler.set_epoch(epoch)  # DDP: a new permutation, the same on every rank
-        meter = StepMeter(self.writers['train'], reduce=distributed.mean)  # logged values: all ranks' mean
+        meter = StepMeter(self.writers['train'], reduce=distributed.mean,  # logged values: all ranks' mean
+                          epoch=epoch + 1, skip_nonfinite=self.scaler.is_enabled())
         batches = samples = 0
         data_time = net_time = 0.0
         start = tick = time.perf_counter()
@@ -174,10 +199,12 @@ class Processor:
                 self.log(f'\tStep {self.global_step}: loss {meter.last["loss"]:.4f}, lr {lr:.6f}')
             tick = time.perf_counter()
         meter.flush(lr)
-        mean = meter.means(batches)
+        mean = meter.means()
         seconds = time.perf_counter() - start
         for line in epoch_summary(mean, data_time, net_time, samples, seconds):
             self.log(line)
+        if meter.skipped:
+            self.log(f'\tThe fp16 gradient scaler skipped {meter.skipped} of {batches} steps (non-finite loss).')
         return {'lr': lr, **{f'train_{k}': v for k, v in mean.items()},
                 'train_samples_per_s': samples / max(seconds, 1e-9)}
 
@@ -185,17 +212,23 @@ class Processor:
     def evaluate(self, epoch, save_score=False, wrong_stem=None, checkpoint=None, picture=False):
         """Upstream's eval: loss and Top-k lines, per-class csv, optional score pickle (with its
         record) and wrong/right files. `epoch` is 0-based as upstream's (file names say epoch + 1).
-        Every rank gets the gathered scores and result; rank 0 logs and writes."""
+        Every rank gets the gathered scores and result; rank 0 logs and writes. Under torchrun every
+        rank first takes rank 0's buffers (BatchNorm statistics drift apart in the last training
+        step): the ranks then score the very model rank 0 saves. No RNG moves (exact resume)."""
         feeder = self.loaders['test'].dataset
-        ev = evaluate(self.eval_model, self.loaders['test'], self.criterion, self.device,
-                      autocast(self.device, self.amp_dtype), gather=distributed.all_gather_object,
-                      batch_size=self.arg.test_batch_size)
+        distributed.broadcast_tensors(list(self.model_core.buffers()))
+        with rng.preserved():
+            ev = evaluate(self.eval_model, self.loaders['test'], self.criterion, self.device,
+                          autocast(self.device, self.amp_dtype), gather=distributed.all_gather_object,
+                          batch_size=self.arg.test_batch_size)
         result = summarize(ev, feeder, self.arg.show_topk)
         result['evaluation'] = ev
-        if distributed.is_main():
-            result['confusion'] = outputs.report_evaluation(
-                self.log, self.work.path, epoch + 1, feeder, ev, result, save_score=save_score,
-                checkpoint=checkpoint, wrong_stem=wrong_stem, picture=picture)
+        def report():
+            names = outputs.class_names(self.criterion, feeder, ev.scores.shape[1]) if picture else None
+            return outputs.report_evaluation(self.log, self.work.path, epoch + 1, feeder, ev, result,
+                                             save_score=save_score, checkpoint=checkpoint, wrong_stem=wrong_stem,
+                                             picture=picture, names=names)
+        result['confusion'] = self.on_main(report)  # None on the other ranks
         return result
 
     # ------------------------------------------------------------------ phases
@@ -223,9 +256,17 @@ class Processor:
             rng.restore_rank_state(self.resume_state, distributed.rank(), distributed.world_size(),
                                    getattr(self.criterion, 'generators', list)())
             self.resume_state = None
+        epoch = arg.start_epoch
         try:
+            if self.pending is not None:  # the evaluation a kill interrupted, then on as usual
+                self.finish_epoch(epoch - 1, dict(self.pending), self.saves_model(epoch - 1), True)
+                self.pending = None
             for epoch in range(arg.start_epoch, arg.num_epoch):
                 self.train_and_evaluate(epoch)
+        except KeyboardInterrupt:
+            self.log(f'Interrupted during epoch {epoch + 1} (step {self.global_step}); --resume continues '
+                     'from the last completed part of an epoch (last.pt).')
+            raise
         finally:
             for writer in self.writers.values():
                 writer.close()
@@ -233,16 +274,33 @@ class Processor:
             outputs.write_learning_curves(self.log, self.work.path, self.metrics)
         self.retest_best()
 
-    def train_and_evaluate(self, epoch):
+    def saves_model(self, epoch):
         arg = self.arg
-        last = epoch + 1 == arg.num_epoch
-        save_model = ((epoch + 1) % arg.save_interval == 0 or last) and epoch + 1 > arg.save_epoch
+        return ((epoch + 1) % arg.save_interval == 0 or epoch + 1 == arg.num_epoch) and epoch + 1 > arg.save_epoch
+
+    def evaluates(self, epoch):
+        arg = self.arg
+        return epoch + 1 == arg.num_epoch or (arg.eval_interval > 0 and (epoch + 1) % arg.eval_interval == 0)
+
+    def train_and_evaluate(self, epoch):
         record = {'epoch': epoch + 1, 'global_step': None}
-        record.update(self.train_epoch(epoch))
-        main = distributed.is_main()  # the one rank that writes
-        if save_model and main:
-            io.save_torch(self.work.checkpoint(epoch + 1, self.global_step), self.cpu_state())
-        if last or (arg.eval_interval > 0 and (epoch + 1) % arg.eval_interval == 0):
+        try:
+            record.update(self.train_epoch(epoch))
+        except Diverged as e:  # nothing of this epoch is kept
+            self.log(f'{e}. Stopped: last.pt and the checkpoints hold epoch {epoch} and before; '
+                     'start again with a lower --base-lr (or --precision fp32).')
+            raise
+        save_model, evaluate_now = self.saves_model(epoch), self.evaluates(epoch)
+        if save_model:
+            self.on_main(lambda: io.save_torch(self.work.checkpoint(epoch + 1, self.global_step), self.cpu_state()))
+        if evaluate_now:  # the training is kept before the evaluation starts
+            self.save_last(epoch + 1, pending=record)
+        self.finish_epoch(epoch, record, save_model, evaluate_now)
+
+    def finish_epoch(self, epoch, record, save_model, evaluate_now):
+        """The epoch's evaluation (when due), its metrics line and the run state."""
+        arg, main = self.arg, distributed.is_main()
+        if evaluate_now:
             self.log(f'Eval epoch: {epoch + 1}')
             result = self.evaluate(epoch, save_score=arg.save_score)
             self.writers['val'].add_scalar('loss', result['loss'], self.global_step)
@@ -255,8 +313,7 @@ class Processor:
                           **{f'test_{k}': v for k, v in result.items() if k.endswith('_top1')})
         record['global_step'] = self.global_step
         self.metrics.append(record)
-        if main:
-            io.save_json_lines(self.work.metrics, self.metrics)
+        self.on_main(lambda: io.save_json_lines(self.work.metrics, self.metrics))
         self.save_last(epoch + 1)
 
     def retest_best(self):
@@ -270,12 +327,10 @@ class Processor:
                 return
             self.log(f'No epoch beat 0% accuracy: re-testing the last epoch ({self.last_epoch}).')
             epoch, step, state = self.last_epoch, self.global_step, None
-        path = weights = None
-        if distributed.is_main():
-            # written now when the save-interval/save-epoch rules skipped it
+        def checkpoint():  # written now when the save-interval/save-epoch rules skipped it
             path = self.work.ensure_checkpoint(epoch, step, lambda: state if state is not None else self.cpu_state())
-            weights = torch.load(path, map_location='cpu', weights_only=True)
-        path, weights = distributed.broadcast_object((path, weights))  # rank 0's file, on every rank
+            return path, torch.load(path, map_location='cpu', weights_only=True)
+        path, weights = distributed.broadcast_object(self.on_main(checkpoint))  # rank 0's file, on every rank
         self.model_core.load_state_dict(weights)
         self.log(f'Re-testing the best model: {path}')
         self.evaluate(0, save_score=True, wrong_stem=path[:-len('.pt')], checkpoint=path, picture=True)
@@ -286,9 +341,13 @@ class Processor:
             self.log.warning(self.criterion.warning)
 
     def test(self):
+        """Every output goes into --work-dir (upstream wrote the _wrong/_right lists beside the
+        checkpoint: a read-only folder crashed, another stream's test overwrote a run's lists)."""
         arg, weights = self.arg, self.arg.weights
         self.log(f'Model:   {arg.model}.')
         self.log(f'Weights: {weights}.')
+        name = os.path.basename(weights)
+        stem = os.path.join(self.work.path, name[:-len('.pt')] if name.endswith('.pt') else name)
         self.evaluate(0, save_score=arg.save_score, checkpoint=os.path.abspath(weights), picture=True,
-                      wrong_stem=weights[:-len('.pt')] if weights.endswith('.pt') else weights)
+                      wrong_stem=stem)
         self.log('Done.\n')

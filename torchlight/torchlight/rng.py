@@ -1,4 +1,5 @@
 """Seeding and capture/restore of every RNG a training step draws from (for exact resume)."""
+import contextlib
 import random
 
 import numpy as np
@@ -43,6 +44,17 @@ def restore_rng_state(state):
     cuda = state.get('cuda') or []
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
+def preserved():
+    """Run the body without moving any RNG the training draws from (an evaluation's DataLoader
+    draws a seed): resuming before or after an evaluation then continues the same streams."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)
 
 
 def reseed_epoch():

@@ -6,6 +6,7 @@ import re
 import shlex
 import shutil
 import sys
+import tempfile
 
 import yaml
 
@@ -100,6 +101,28 @@ class WorkDir:
                             f'add --resume to continue it or --overwrite to start over')
         return resume, overwrite
 
+    def check_writable(self):
+        """One line now, before any work, when the work dir cannot be written (read-only mount,
+        immutable folder, a file in its place); creates nothing that stays."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise UserError(f'work dir {self.path} is a file, not a folder')
+        folder = self.path
+        while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder) or '.'
+        try:
+            tempfile.TemporaryDirectory(dir=folder, prefix='.gap-write-check-').cleanup()
+        except OSError as e:
+            raise UserError(f'work dir {self.path}: cannot write in {folder} ({e.strerror})') from None
+
+    def remove_leftovers(self, log):
+        """Temporary files of a write a killed process never finished (the target file is intact)."""
+        leftovers = io.leftover_temporaries(self.path)
+        for path in leftovers:
+            os.remove(path)
+        if leftovers:
+            log(f'Removed {len(leftovers)} unfinished temporary file(s) of an interrupted write: '
+                + ', '.join(os.path.basename(p) for p in leftovers))
+
     def ensure_checkpoint(self, epoch, step, state):
         """The runs-<epoch>-*.pt file, written now from state() when the save rules skipped it."""
         path = self.find_checkpoint(epoch)
@@ -116,9 +139,14 @@ class WorkDir:
             removed = self.remove_outputs()
             if removed:
                 log(f'--overwrite: removed {removed} previous outputs in {self.path}')
-        os.makedirs(self.path, exist_ok=True)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as e:
+            raise io.WriteError(f'cannot create work dir {self.path}: {e.strerror}') from None
         self.write_config(arg, keep_existing=arg.phase != 'train')
         log.attach(self.path)
+        if arg.phase == 'train':
+            self.remove_leftovers(log)
         if arg.phase == 'train':
             io.save_text(self.file('provenance.json'), json.dumps(provenance(), indent=1) + '\n')
             from tensorboardX import SummaryWriter
@@ -130,7 +158,7 @@ class WorkDir:
     def remove_outputs(self):
         """--overwrite: remove this trainer's own outputs only; returns how many went."""
         removed = 0
-        for pattern in OUTPUTS:
+        for pattern in OUTPUTS + ('.*' + io.TMP_SUFFIX,):
             for path in glob.glob(os.path.join(glob.escape(self.path), pattern)):
                 os.remove(path)
                 removed += 1
