@@ -8,11 +8,12 @@
 INPUT is a raw NTU RGB+D `.skeleton` file (every body id the file holds), an NW-UCLA all_sqe
 `.json`, or one sample of a prepared NTU `.npz` (or its converted `.h5`). Joints are dots, bones
 lines (the graphs of graph/ntu_rgb_d.py and graph/ucla.py), each body in its own colour, drawn in
-the camera's x/y plane (y up, equal aspect, the same limits in every frame of a row).
+the camera's x/y plane (y up, equal aspect, the same limits in every frame of a row). The title
+names the class from a label set (--text-dir: text/ntu for NTU inputs, text/ucla for NW-UCLA).
 
 --compare adds what the project's preprocessing makes of the input, beside it: for a .skeleton,
 the prepared sample (data/denoise.py + data/translate.py, as data/pipeline.py runs them for one
-file) and the NTU feeder's test-time crop and resize (feeders/transforms.py); for an NW-UCLA
+file) and the NTU feeder's test-time crop and resize (feeders/views.py); for an NW-UCLA
 json, the feeder's val path (centre on joint 1 of frame 0, min-max each axis to [-1, 1], 52 evenly
 spaced frames); for an npz sample, the feeder's test-time crop and resize.
 """
@@ -31,17 +32,17 @@ from data.denoise import denoised_sequence  # noqa: E402
 from data.skeleton_io import read_skeleton  # noqa: E402
 from data.splits import DATASETS, parse_name  # noqa: E402
 from data.translate import to_150, translate  # noqa: E402
-from feeders import transforms  # noqa: E402
+from feeders import transforms, views  # noqa: E402
 from feeders.feeder_ucla import SPLIT_FILE as UCLA_SPLIT_FILE  # noqa: E402
 from feeders.feeder_ucla import TIME_STEPS as UCLA_TIME_STEPS  # noqa: E402
 from feeders.feeder_ucla import load_sequence  # noqa: E402
 from feeders.storage import open_split  # noqa: E402
 from graph.ntu_rgb_d import Graph as NTUGraph  # noqa: E402
 from graph.ucla import Graph as UCLAGraph  # noqa: E402
+from text.label_set import LabelSet  # noqa: E402
 from torchlight.errors import UserError, run_cli  # noqa: E402
 from torchlight.io import atomic_open  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 NTU_WINDOW = 64  # window_size of the NTU configs' test feeder
 NTU_P = 0.95  # their test-time p_interval: the central 95% of the valid frames
 NTU_BODIES, NTU_JOINTS = 2, 25
@@ -70,22 +71,13 @@ class Track:
 
 
 # ------------------------------------------------------------------------------ class names
-def _label_names(dataset):
-    try:
-        text = (REPO / 'text' / dataset / 'label_names.txt').read_text(encoding='utf-8')
-    except OSError:
-        return []
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _ntu_class(index):
-    """'A058 handshaking' for the 0-based class `index` (the name when the project has it)."""
-    names = _label_names('ntu')
+def _ntu_class(index, names):
+    """'A058 handshaking' for the 0-based class `index` (the name when the label set has it)."""
     name = names[index] if 0 <= index < len(names) else ''
     return f'A{index + 1:03d} {name}'.strip()
 
 
-def _ucla_class(stem):
+def _ucla_class(stem, names):
     try:
         with open(UCLA_SPLIT_FILE) as f:
             split = json.load(f)
@@ -93,7 +85,6 @@ def _ucla_class(stem):
                      if e['file_name'] == stem)
     except (OSError, ValueError, KeyError, TypeError, StopIteration):
         return ''
-    names = _label_names('ucla')
     return f'class {label}' + (f' {names[label - 1]}' if 0 < label <= len(names) else '')
 
 
@@ -109,9 +100,7 @@ def ntu_feeder_view(frames, window=NTU_WINDOW, p=NTU_P):
     Returns (window, 2, 25, 3)."""
     frames = transforms.trim_trailing_zeros(np.asarray(frames, dtype=np.float32))
     data = np.ascontiguousarray(ntu_frames_to_joints(frames).transpose(3, 0, 2, 1))  # (C, T, V, M)
-    valid = transforms.valid_frame_count(data)
-    data = transforms.crop_resize(data, valid, transforms.as_interval(p), window)
-    return data.transpose(1, 3, 2, 0)
+    return views.crop_resize(data, p, window).transpose(1, 3, 2, 0)
 
 
 def ntu_prepared(skeleton, dataset='ntu60'):
@@ -133,7 +122,7 @@ def _ntu_actors(frames, title):
     return Track(title, joints, NTUGraph.inward, labels)
 
 
-def ntu_raw_tracks(path, compare, dataset, window, p):
+def ntu_raw_tracks(path, compare, dataset, window, p, names=()):
     try:
         skeleton = read_skeleton(path)
     except OSError as e:
@@ -153,11 +142,11 @@ def ntu_raw_tracks(path, compare, dataset, window, p):
         tracks.append(_ntu_actors(ntu_feeder_view(prepared, window, p).reshape(window, -1),
                                   f'feeder test view: central {p:g} crop, resized to {window} frames'))
     ids = parse_name(skeleton.name)
-    title = Path(path).name + (f'  -  {_ntu_class(ids["action"] - 1)}' if ids else '')
+    title = Path(path).name + (f'  -  {_ntu_class(ids["action"] - 1, names)}' if ids else '')
     return title, tracks
 
 
-def ntu_npz_tracks(path, sample, split, compare, window, p):
+def ntu_npz_tracks(path, sample, split, compare, window, p, names=()):
     try:
         source = open_split(path, split)
         if not 0 <= sample < len(source):
@@ -173,17 +162,16 @@ def ntu_npz_tracks(path, sample, split, compare, window, p):
     if compare:
         tracks.append(_ntu_actors(ntu_feeder_view(frames, window, p).reshape(window, -1),
                                   f'feeder test view: central {p:g} crop, resized to {window} frames'))
-    return f'{Path(path).name}  {split} sample {sample}  -  {_ntu_class(label)}', tracks
+    return f'{Path(path).name}  {split} sample {sample}  -  {_ntu_class(label, names)}', tracks
 
 
 def ucla_val_view(seq, window=UCLA_TIME_STEPS):
     """The NW-UCLA feeder's val path on a raw (T, 20, 3) sequence: centre on joint 1 of frame 0,
     min-max each axis to [-1, 1], `window` evenly spaced frames. Returns (window, 20, 3)."""
-    seq = transforms.ucla_centre(seq)
-    return transforms.ucla_minmax(seq)[transforms.ucla_val_indices(len(seq), window)]
+    return views.nw_ucla(seq.transpose(2, 0, 1)[..., None], window)[..., 0].transpose(1, 2, 0)
 
 
-def ucla_tracks(path, compare, window):
+def ucla_tracks(path, compare, window, names=()):
     try:
         seq = load_sequence(path)
     except (ValueError, TypeError, OSError) as e:  # ragged or non-numeric joints, unreadable file
@@ -194,7 +182,7 @@ def ucla_tracks(path, compare, window):
         tracks.append(Track(f'feeder val view: centred, min-max per axis to [-1, 1], {window} frames',
                             ucla_val_view(seq, window)[:, None], UCLAGraph.inward, ['body']))
     name = Path(path).name
-    label = _ucla_class(Path(path).stem)
+    label = _ucla_class(Path(path).stem, names)
     return name + (f'  -  {label}' if label else ''), tracks
 
 
@@ -417,6 +405,9 @@ def parser():
     p.add_argument('--dataset', choices=sorted(DATASETS), default='ntu60',
                    help='.skeleton with --compare: whose layout the prepared sample gets (ntu120 '
                         'copies a lone actor into the second slot) (default %(default)s)')
+    p.add_argument('--text-dir', default=None, metavar='LABEL_SET',
+                   help="label set naming the classes in the title: 'ntu', 'ucla' or a folder "
+                        '(default ntu for NTU inputs, ucla for NW-UCLA)')
     p.add_argument('--window', type=int, default=None,
                    help=f'--compare: frames of the feeder view (default {NTU_WINDOW} for NTU, '
                         f'{UCLA_TIME_STEPS} for NW-UCLA)')
@@ -448,16 +439,17 @@ def run(argv=None):
         raise UserError(f'{inp}: no such file')
     if kind != 'ntu_npz' and (args.sample is not None or args.split is not None):
         raise UserError('--sample and --split apply to an .npz input only')
+    names = LabelSet.open(args.text_dir or ('ucla' if kind == 'ucla' else 'ntu')).names
 
     if kind == 'ntu_raw':
         title, tracks = ntu_raw_tracks(inp, args.compare, args.dataset, args.window or NTU_WINDOW,
-                                       args.p_interval)
+                                       args.p_interval, names)
     elif kind == 'ucla':
-        title, tracks = ucla_tracks(inp, args.compare, args.window or UCLA_TIME_STEPS)
+        title, tracks = ucla_tracks(inp, args.compare, args.window or UCLA_TIME_STEPS, names)
     else:
         title, tracks = ntu_npz_tracks(inp, 0 if args.sample is None else args.sample,
                                        args.split or 'test', args.compare,
-                                       args.window or NTU_WINDOW, args.p_interval)
+                                       args.window or NTU_WINDOW, args.p_interval, names)
 
     if out.suffix.lower() == '.png':
         write_output(out, data=render_strip(title, tracks, args.frames))

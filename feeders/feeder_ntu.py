@@ -1,23 +1,17 @@
 """NTU RGB+D 60/120 feeder: upstream-format .npz (memory-mapped) or converted .h5 (per item).
 
-Item i: the sample (T, 150) as (3, T, 25, 2), cropped to its valid frames and resized to
-window_size (feeders/transforms.py), then optionally rotated (train), then the modality.
+The one feeder (feeders/feeder.py) with an NTU file as its source, the 'ntu' layout and the
+crop_resize view: item i is the sample (T, 150) as (3, T, 25, 2), cropped to its valid frames and
+resized to window_size, then optionally rotated (train), then the modality.
 """
-import numpy as np
-from torch.utils.data import Dataset
-
 from feeders import modality as modality_table
-from feeders import transforms
-from feeders.class_names import class_names
-from feeders.rng import WorkerRNG
-from feeders.storage import open_split
-from graph.ntu_rgb_d import Graph
-from torchlight.metrics import top_k_accuracy
-
-NUM_JOINTS, NUM_BODIES = 25, 2
+from feeders import transforms, views
+from feeders.feeder import SkeletonFeeder
+from feeders.sources import NtuFile
+from graph.layouts import load_layout
 
 
-class Feeder(Dataset):
+class Feeder(SkeletonFeeder):
     """Upstream's arguments, plus `modality` ('joint', 'bone', 'joint_motion', 'bone_motion').
 
     data_path: .npz from the NTU prep scripts, or .h5 from feeders/convert_h5.py.
@@ -37,49 +31,11 @@ class Feeder(Dataset):
                  window_size=-1, normalization=False, debug=False, use_mmap=False,
                  bone=False, vel=False, modality=None):
         self.data_path, self.label_path, self.split = data_path, label_path, split
-        self.p_interval = transforms.as_interval(p_interval)
-        self.random_rot = random_rot
-        self.window_size = window_size
-        self.debug = debug
-        self.modality = modality_table.resolve(modality, bone=bone, vel=vel)
-        self.bone, self.vel = modality_table.flags(self.modality)
-        self.source = open_split(data_path, split)
-        count = min(len(self.source), 100) if debug else len(self.source)
-        self.source.check_finite(count)  # NaN / inf: one line naming the sample, before any run
-        self.label = [int(v) for v in self.source.label[:count]]
-        self.sample_name = [f'{split}_{i}' for i in range(count)]
-        self.num_class = self.source.num_class
-        self.rng = WorkerRNG()
-
-    def __len__(self):
-        return len(self.label)
-
-    def __getitem__(self, index):
-        frames = transforms.trim_trailing_zeros(self.source.read(index))  # (T, 150)
-        # 150 = body, joint, xyz -> (C, T, V, M)
-        data = np.ascontiguousarray(
-            frames.reshape(-1, NUM_BODIES, NUM_JOINTS, 3).transpose(3, 0, 2, 1))
-        window = self.window_size if self.window_size > 0 else self.source.num_frames
-        valid = transforms.valid_frame_count(data)
-        rng = self.rng.get() if len(self.p_interval) == 2 or self.random_rot else None
-        data = transforms.crop_resize(data, valid, self.p_interval, window, rng)
-        if self.random_rot:
-            data = transforms.random_rot(data, rng)
-        if self.bone:
-            data = transforms.bone(data, Graph.bone_pairs)
-        if self.vel:
-            data = transforms.motion(data)
-        return data, self.label[index], int(index)
-
-    text_set = 'ntu'  # its action descriptions: text/ntu (NTU60 = the first 60 of NTU120's)
-
-    def score_keys(self):
-        """Score pickles are keyed by sample name (`test_0`, ...), as upstream's."""
-        return list(self.sample_name)
-
-    def class_names(self, num_class):
-        return class_names(self.text_set, num_class)
-
-    def top_k(self, score, top_k):
-        return top_k_accuracy(score, self.label, top_k)
-
+        self.p_interval = p_interval = transforms.as_interval(p_interval)
+        self.random_rot, self.window_size, self.debug = random_rot, window_size, debug
+        source = NtuFile(data_path, split, layout='ntu', debug=debug)
+        window = window_size if window_size > 0 else source.num_frames
+        super().__init__(source, load_layout('ntu'), views.crop_resize,
+                         dict(p_interval=p_interval, window=window, random_rot=random_rot),
+                         modality_table.resolve(modality, bone=bone, vel=vel),
+                         random=len(p_interval) == 2 or random_rot)

@@ -3,12 +3,16 @@
 NTU arrays are (C, T, V, M) float32; the NW-UCLA helpers work on the raw (T, V, 3) float64
 sequences as upstream does, so the test-path outputs match upstream's to the last bit.
 Random transforms take an explicit `rng` (a numpy Generator); the feeders own the generators.
+Transforms that treat channels as x, y, z take the layout's `score_channel` (graph.tools), so a
+confidence channel stays a confidence.
 """
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from torchlight.errors import UserError
 
 
 # ---------------------------------------------------------------- NTU: crop, resize, rotation
@@ -87,30 +91,54 @@ def rotation_matrix(ax, ay, az):
     return rz @ ry @ rx
 
 
-def rotate(data, R):
-    """Left-multiply every frame's (3, V*M) coordinates by R."""
-    return np.einsum('ij,jtvm->itvm', R.astype(np.float32), data).astype(np.float32)
+def coordinate_channels(num_channels, score_channel=None):
+    """Index of the x, y, z channels: all but the score channel, and there must be three."""
+    coordinates = num_channels - (score_channel is not None)
+    if coordinates != 3:
+        raise UserError(f'rotation needs 3 coordinates (x, y, z) per joint, the layout has '
+                        f'{coordinates}: turn random_rot off for a 2D layout')
+    # a slice keeps the 3D path a view, so its result is bit for bit upstream's
+    if score_channel is None:
+        return slice(None)
+    return [c for c in range(num_channels) if c != score_channel]
 
 
-def random_rot(data, rng, theta=0.3):
+def rotate(data, R, score_channel=None):
+    """Left-multiply every frame's (3, V*M) coordinates by R; a score channel is kept."""
+    xyz = coordinate_channels(len(data), score_channel)
+    out = data.astype(np.float32)
+    out[xyz] = np.einsum('ij,jtvm->itvm', R.astype(np.float32), data[xyz])
+    return out
+
+
+def random_rot(data, rng, theta=0.3, score_channel=None):
     """One rotation for the whole sequence, three angles ~ U(-theta, theta)."""
-    return rotate(data, rotation_matrix(*rng.uniform(-theta, theta, size=3)))
+    return rotate(data, rotation_matrix(*rng.uniform(-theta, theta, size=3)), score_channel)
 
 
 # ---------------------------------------------------------------- modalities (both datasets)
 
-def bone(data, pairs):
-    """Joint v becomes v minus its parent, for 0-based (v, parent) pairs; V is axis 2."""
+def bone(data, pairs, score_channel=None):
+    """Joint v becomes v minus its parent, for 0-based (v, parent) pairs; V is axis 2. A score
+    channel becomes the mean of the two joints' scores, as pyskl's JointToBone does."""
     child, parent = np.asarray(pairs).T
     out = np.zeros_like(data)
     out[:, :, child] = data[:, :, child] - data[:, :, parent]
+    if score_channel is not None:
+        s = score_channel
+        out[s, :, child] = (data[s, :, child] + data[s, :, parent]) / 2
     return out
 
 
-def motion(data):
+def motion(data, score_channel=None):
     """Frame t becomes frame t+1 minus frame t; the last frame is zero. T is axis 1."""
     out = np.zeros_like(data)
     out[:, :-1] = data[:, 1:] - data[:, :-1]
+    if score_channel is not None:
+        # Our choice, by analogy with bone: a difference is as confident as the mean of the two
+        # frames' scores (a difference of scores would mean nothing); the last frame stays zero.
+        s = score_channel
+        out[s, :-1] = (data[s, 1:] + data[s, :-1]) / 2
     return out
 
 

@@ -1,14 +1,13 @@
 """NTU RGB+D (Kinect v2, 25 joints) graph and GAP's body-part groups."""
 from graph.tools import SkeletonGraph, zero_based
 
-num_node = 25
-
 # CTR-GCN's edges, 1-based (child, parent), rooted at the spine base.
 INWARD_1BASED = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21),
                  (10, 9), (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1),
                  (18, 17), (19, 18), (20, 19), (22, 23), (23, 8), (24, 25), (25, 12)]
 
-# InfoGCN's tree rooted at joint 2 (spine middle), as (child, parent); GAP's I - A^k uses it.
+# InfoGCN's tree rooted at joint 2 (spine middle), as (child, parent); GAP's I - A^k uses it, so
+# k=1 makes each joint minus its parent.
 VECTOR_1BASED = [(1, 2), (21, 2), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21),
                  (10, 9), (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1),
                  (18, 17), (19, 18), (20, 19), (22, 23), (23, 8), (24, 25), (25, 12)]
@@ -34,7 +33,10 @@ PARTS = {
 
 
 class Graph(SkeletonGraph):
-    num_node = num_node
+    name = 'ntu'
+    num_node = 25
+    channels = 3  # x, y, z (Kinect camera space)
+    score_channel = None
     inward = zero_based(INWARD_1BASED)
     vector_edges = zero_based(VECTOR_1BASED)
     parts = PARTS

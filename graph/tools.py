@@ -1,5 +1,9 @@
-"""Adjacency helpers shared by every skeleton graph (pure NumPy, no I/O)."""
+"""Adjacency helpers and the layout contract (SkeletonGraph) of every skeleton graph (pure NumPy,
+no I/O)."""
 import numpy as np
+
+from graph.parts import BODY_PARTS
+from torchlight.errors import UserError
 
 
 def edge2mat(edges, num_node):
@@ -35,7 +39,9 @@ def spatial_graph(num_node, self_link, inward, outward):
 
 
 def k_hop_vector(A_binary, k):
-    """InfoGCN's input transform I - A^k (k = 0 gives I): a joint minus its k-th ancestor."""
+    """InfoGCN's input transform I - A^k (k = 0 gives I). Row i is joint i minus every joint k
+    edges from it along the (i, j) edges of A: with child -> parent edges (NTU) its k-th ancestor,
+    with parent -> child edges (NW-UCLA) all its k-th descendants."""
     num_node = A_binary.shape[0]
     eye = np.eye(num_node, dtype=np.float64)
     if k == 0:
@@ -48,19 +54,35 @@ def zero_based(pairs):
 
 
 class SkeletonGraph:
-    """A skeleton's graph: `.A` (3, V, V) for CTR-GCN, `.A_outward_binary` for the input transform.
+    """A skeleton layout: its joints, channels, edges and body parts, as data on a subclass.
 
-    Subclasses set `num_node`, `inward` (0-based child -> parent edges of CTR-GCN) and
-    `vector_edges` (0-based edges whose binary matrix feeds I - A^k).
+    A layout module (graph/ntu_rgb_d.py, graph/ucla.py, or a user's own `mypkg.my_layout`)
+    defines a subclass named `Graph` with these class attributes, joints 0-based:
+
+        name           str, the layout's short name (e.g. 'ntu')
+        num_node       int, joints V
+        channels       int, values per joint C (e.g. 3: x, y, z)
+        score_channel  index among the channels of a detection confidence, or None (all
+                       coordinates); bone and motion keep it a confidence, rotations skip it
+        inward         (child, parent) edges of CTR-GCN's spatial graph
+        vector_edges   (i, j) edges of GAP's input transform I - A^k: k = 1 makes joint i minus
+                       all its j's (a bone where the edges run child -> parent)
+        parts          {'joint': {part: [joints]}, 'bone': {part: [joints]}}: for joint and for
+                       bone input, the joints pooled for each of graph.parts.BODY_PARTS
+        bone_pairs     (joint, parent) pairs of the feeder's bone modality, every joint once as
+                       the first (a root paired with itself gets a zero bone)
+
+    graph.layouts.load_layout and building a Graph check them (one-line UserError naming the
+    module). A built Graph has `.A` (3, V, V) for CTR-GCN and `.A_vector(k)` for GAP's input.
     """
 
-    num_node = 0
-    inward = ()
-    vector_edges = ()
+    FIELDS = ('name', 'num_node', 'channels', 'score_channel', 'inward', 'vector_edges', 'parts',
+              'bone_pairs')
 
     def __init__(self, labeling_mode='spatial'):
         if labeling_mode != 'spatial':
             raise ValueError(f"unknown labeling_mode {labeling_mode!r}; only 'spatial' exists")
+        self.check()
         self.labeling_mode = labeling_mode
         self.self_link = [(i, i) for i in range(self.num_node)]
         self.outward = [(j, i) for i, j in self.inward]
@@ -70,3 +92,42 @@ class SkeletonGraph:
 
     def A_vector(self, k):
         return k_hop_vector(self.A_outward_binary, k)
+
+    @classmethod
+    def check(cls):
+        """Refuse a layout that is incomplete or names joints it does not have."""
+        def fail(problem):
+            raise UserError(f'layout {cls.__module__}.{cls.__qualname__}: {problem}')
+
+        missing = [f for f in cls.FIELDS if not hasattr(cls, f)]
+        if missing:
+            fail(f'does not define {", ".join(missing)} (see graph.tools.SkeletonGraph)')
+        if not (isinstance(cls.name, str) and cls.name):
+            fail(f'name must be a non-empty string, got {cls.name!r}')
+        V, C = cls.num_node, cls.channels
+        if not (isinstance(V, int) and V > 0 and isinstance(C, int) and C > 0):
+            fail(f'num_node and channels must be positive integers, got {V!r} and {C!r}')
+        if cls.score_channel is not None and cls.score_channel not in range(C):
+            fail(f'score_channel {cls.score_channel!r} is not one of the {C} channels')
+
+        def check_joints(what, joints):
+            bad = [j for j in joints if not (isinstance(j, (int, np.integer)) and 0 <= j < V)]
+            if bad:
+                fail(f'{what} names joint {bad[0]!r}, outside 0..{V - 1}')
+
+        for what in ('inward', 'vector_edges', 'bone_pairs'):
+            pairs = getattr(cls, what)
+            if any(len(pair) != 2 for pair in pairs):
+                fail(f'{what} must be (joint, joint) pairs')
+            check_joints(what, [j for pair in pairs for j in pair])
+        first = sorted(j for j, _ in cls.bone_pairs)
+        if first != list(range(V)):
+            fail(f'bone_pairs must give each of the {V} joints once as the first of a pair')
+        for representation in ('joint', 'bone'):
+            groups = cls.parts.get(representation) if isinstance(cls.parts, dict) else None
+            if groups is None or sorted(groups) != sorted(BODY_PARTS):
+                fail(f"parts[{representation!r}] must list the joints of {', '.join(BODY_PARTS)}")
+            for part, joints in groups.items():
+                if not joints or len(set(joints)) != len(joints):
+                    fail(f'parts[{representation!r}][{part!r}] must be distinct joints, at least one')
+                check_joints(f'parts[{representation!r}][{part!r}]', joints)

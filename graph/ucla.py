@@ -1,8 +1,6 @@
 """NW-UCLA (Kinect v1, 20 joints) graph and GAP's body-part groups."""
 from graph.tools import SkeletonGraph, zero_based
 
-num_node = 20
-
 # CTR-GCN's edges, 1-based (child, parent), rooted at the shoulder centre (joint 3).
 INWARD_1BASED = [(1, 2), (2, 3), (4, 3), (5, 3), (6, 5), (7, 6), (8, 7), (9, 3), (10, 9),
                  (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17),
@@ -28,9 +26,15 @@ PARTS = {
 
 
 class Graph(SkeletonGraph):
-    num_node = num_node
+    name = 'nw-ucla'
+    num_node = 20
+    channels = 3  # x, y, z
+    score_channel = None
     inward = zero_based(INWARD_1BASED)
-    # For NW-UCLA, GAP's I - A^k uses the graph's own outward edges (parent, child).
+    # GAP's I - A^k uses the outward edges (parent, child), as upstream: k=1 makes each joint
+    # minus ALL its children (1-based: joint 3 becomes x3 - x2 - x4 - x5 - x9; a leaf stays
+    # itself), not minus its parent as on NTU. Upstream's maths, kept; the feeder's bone
+    # modality (bone_pairs below) is joint minus parent.
     vector_edges = [(j, i) for i, j in zero_based(INWARD_1BASED)]
     parts = PARTS
     bone_pairs = zero_based(BONE_PAIRS_1BASED)

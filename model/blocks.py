@@ -48,7 +48,9 @@ class CTRGC(nn.Module):
 
     def __init__(self, cin, cout):
         super().__init__()
-        rel = 8 if cin in (3, 9) else cin // 8
+        # pyskl's rule. Upstream's `8 if cin in (3, 9) else cin // 8` gave other narrow inputs
+        # too few (2 channels: 0); both give 3 or 9 -> 8, 64 -> 8, 128 -> 16, 256 -> 32.
+        rel = 8 if cin <= 16 else cin // 8
         self.conv1 = nn.Conv2d(cin, rel, 1)
         self.conv2 = nn.Conv2d(cin, rel, 1)
         self.conv3 = nn.Conv2d(cin, cout, 1)

@@ -7,14 +7,15 @@ persons, k of the I - A^k input transform, and which body-part joint lists to po
     Model_lst_4part            NTU, joint input (k=8)    Model_lst_4part_ucla       NW-UCLA, k=6
     Model_lst_4part_bone       NTU, bone input (k=1)     Model_lst_4part_bone_ucla  NW-UCLA, k=1
 
-Parameter and buffer names are upstream's, so checkpoints load both ways.
+The joint count and input width follow from the graph (a layout, graph/layouts.py). Parameter and
+buffer names are upstream's, so checkpoints load both ways.
 """
-import importlib
 import math
 
 import torch
 import torch.nn as nn
 
+from graph.layouts import layout_name, load_layout
 from graph.parts import BODY_PARTS
 from model.blocks import CHANNELS, Unit, bn_init, conv_init
 from torchlight.errors import UserError
@@ -26,23 +27,14 @@ TEXT_WIDTHS = {
     'RN50x64': 1024,
     'all-MiniLM-L6-v2': 384,
 }
-KNOWN_GRAPHS = ('graph.ntu_rgb_d.Graph', 'graph.ucla.Graph')
 # Upstream's part_list index per part: [0] head, [1] hand, [2] foot, [3] hip.
 PART_SLOT = {'head': 0, 'hand': 1, 'foot': 2, 'hip': 3}
 
 
 def load_graph(graph, graph_args=None):
-    """Build the graph named by a class path like 'graph.ntu_rgb_d.Graph' (or given as a class)."""
-    if isinstance(graph, str):
-        module_name, _, class_name = graph.rpartition('.')
-        try:
-            graph_class = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError, ValueError):
-            raise UserError(f'unknown graph {graph!r} (known: {", ".join(KNOWN_GRAPHS)})') from None
-    elif graph is None:
-        raise UserError(f'no graph given (known: {", ".join(KNOWN_GRAPHS)})')
-    else:
-        graph_class = graph
+    """Build the graph of a layout: a name ('ntu', 'nw-ucla'), a module or class path such as
+    'graph.ntu_rgb_d.Graph' (upstream's configs), or the class itself."""
+    graph_class = graph if isinstance(graph, type) else load_layout(graph)
     try:
         return graph_class(**dict(graph_args or {}))
     except (TypeError, ValueError) as e:
@@ -55,21 +47,30 @@ def count_parameters(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-class CTRGCN(nn.Module):
-    """Shared encoder: data BN, ten CTR-GCN units, and the classifier `fc` (upstream names)."""
+def from_graph(graph, key, given, value, what):
+    """A size the graph fixes: None takes the graph's; a given one (old configs say
+    num_point: 25) must agree."""
+    if given is not None and given != value:
+        raise UserError(f'{key}={given} but graph {layout_name(graph)} has {value} {what} '
+                        f'(leave {key} out: it follows the graph)')
+    return value
 
-    def __init__(self, num_class=60, num_point=25, num_person=2, graph='graph.ntu_rgb_d.Graph',
-                 graph_args=None, in_channels=3, drop_out=0, adaptive=True):
+
+class CTRGCN(nn.Module):
+    """Shared encoder: data BN, ten CTR-GCN units, and the classifier `fc` (upstream names).
+    `num_point` and `in_channels` default to the graph's num_node and channels."""
+
+    def __init__(self, num_class=60, num_point=None, num_person=2, graph='graph.ntu_rgb_d.Graph',
+                 graph_args=None, in_channels=None, drop_out=0, adaptive=True):
         super().__init__()
         self.graph = load_graph(graph, graph_args)
-        if num_point != self.graph.num_node:
-            raise UserError(f'num_point={num_point} but graph {graph!r} has '
-                            f'{self.graph.num_node} joints')
-        self.num_class, self.num_point, self.num_person = num_class, num_point, num_person
-        self.in_channels = in_channels
-        self.data_bn = nn.BatchNorm1d(num_person * in_channels * num_point)
+        self.num_point = from_graph(self.graph, 'num_point', num_point, self.graph.num_node, 'joints')
+        self.in_channels = from_graph(self.graph, 'in_channels', in_channels, self.graph.channels,
+                                      'channels')
+        self.num_class, self.num_person = num_class, num_person
+        self.data_bn = nn.BatchNorm1d(num_person * self.in_channels * self.num_point)
         bn_init(self.data_bn, 1)
-        cin = in_channels
+        cin = self.in_channels
         for i, (cout, stride) in enumerate(CHANNELS, 1):
             unit = Unit(cin, cout, self.graph.A, stride, residual=i > 1, adaptive=adaptive)
             setattr(self, f'l{i}', unit)
@@ -111,8 +112,8 @@ class Model(CTRGCN):
     transform, and silently training without them is the mistake they would hide.
     """
 
-    def __init__(self, num_class=60, num_point=25, num_person=2, graph='graph.ntu_rgb_d.Graph',
-                 graph_args=None, in_channels=3, drop_out=0, adaptive=True, head=None, k=None):
+    def __init__(self, num_class=60, num_point=None, num_person=2, graph='graph.ntu_rgb_d.Graph',
+                 graph_args=None, in_channels=None, drop_out=0, adaptive=True, head=None, k=None):
         given = [name for name, value in (('head', head), ('k', k)) if value is not None]
         if given:
             raise UserError(f'model.ctrgcn.Model is plain CTR-GCN without text heads: model_args '
@@ -132,22 +133,26 @@ class GAPModel(CTRGCN):
 
     `linear_head[name]` maps the pooled feature to each text encoder's width; `part_list` maps the
     feature pooled over each body part's joints to the (first) encoder's width. With `k`, each
-    frame's joints are first replaced by (I - A^k) @ joints (k=1: bones; k=0: unchanged).
+    frame's joints are first replaced by (I - A^k) @ joints along the graph's vector_edges (k=0:
+    unchanged; k=1 on NTU: each joint minus its parent, i.e. bones; on NW-UCLA, upstream's
+    'bone' stream: each joint minus all its children, see graph/ucla.py).
     `parts` picks the graph's joint lists for the 'joint' or the 'bone' representation.
-    Arguments left at None take the class's DEFAULTS / REPRESENTATION.
+    Arguments left at None take the class's DEFAULTS / REPRESENTATION, then the graph's
+    (num_point, in_channels).
     """
 
-    DEFAULTS = dict(num_class=60, num_point=25, num_person=2, graph='graph.ntu_rgb_d.Graph', k=8)
+    DEFAULTS = dict(num_class=60, num_person=2, graph='graph.ntu_rgb_d.Graph', k=8)
     REPRESENTATION = 'joint'  # which body-part joint lists of the graph to pool
 
     def __init__(self, num_class=None, num_point=None, num_person=None, graph=None, graph_args=None,
-                 in_channels=3, drop_out=0, adaptive=True, head=None, k=None, parts=None):
+                 in_channels=None, drop_out=0, adaptive=True, head=None, k=None, parts=None):
         d = self.DEFAULTS
         super().__init__(d['num_class'] if num_class is None else num_class,
-                         d['num_point'] if num_point is None else num_point,
+                         d.get('num_point') if num_point is None else num_point,
                          d['num_person'] if num_person is None else num_person,
                          d['graph'] if graph is None else graph,
-                         graph_args, in_channels, drop_out, adaptive)
+                         graph_args, d.get('in_channels') if in_channels is None else in_channels,
+                         drop_out, adaptive)
         k = d['k'] if k is None else k
         if not isinstance(k, int) or k < 0:
             raise UserError(f'k must be a non-negative integer, got {k!r}')
@@ -207,10 +212,11 @@ class Model_lst_4part_bone(GAPModel):
 
 class Model_lst_4part_ucla(GAPModel):
     """NW-UCLA, joint input: I - A^6 by default, joint part lists."""
-    DEFAULTS = dict(num_class=10, num_point=20, num_person=1, graph='graph.ucla.Graph', k=6)
+    DEFAULTS = dict(num_class=10, num_person=1, graph='graph.ucla.Graph', k=6)
 
 
 class Model_lst_4part_bone_ucla(GAPModel):
-    """NW-UCLA, bone input (k=1), bone part lists."""
+    """NW-UCLA, k=1 (upstream's bone stream; on this graph each joint minus all its children),
+    bone part lists."""
     DEFAULTS = dict(Model_lst_4part_ucla.DEFAULTS, k=1)
     REPRESENTATION = 'bone'

@@ -4,9 +4,13 @@ import argparse
 import pytest
 
 from torchlight.args import load_config, parse_kv_dict, str2bool
+from torchlight.checkpoint import check_resume_settings
 from torchlight.cli import get_parser, parse_args
 from torchlight.errors import UserError
 from torchlight.importing import import_class
+from torchlight.workdir import settings
+
+FEEDER = {'feeder': 'feeders.feeder_ntu.Feeder'}  # what an entry script gives
 
 
 @pytest.mark.parametrize('text,value', [('yes', True), ('True', True), ('t', True), ('1', True), ('Y', True),
@@ -37,25 +41,33 @@ def test_kv_dict_malformed_is_one_line_user_error(text):
 
 
 def test_defaults_are_upstreams():
-    a = parse_args([])
+    a = parse_args([], defaults=FEEDER)
     assert (a.work_dir, a.model_saved_name, a.phase, a.save_score, a.seed) == ('./work_dir/temp', '', 'train', False, 1)
     assert (a.log_interval, a.save_interval, a.save_epoch, a.eval_interval, a.print_log) == (100, 1, 30, 5, True)
-    assert (a.show_topk, a.feeder, a.num_worker, a.model, a.model_args) == ([1, 5], 'feeder.feeder', 32, None, {})
+    assert (a.show_topk, a.num_worker, a.model, a.model_args) == ([1, 5], 32, None, {})
     assert (a.train_feeder_args, a.test_feeder_args, a.weights, a.ignore_weights) == ({}, {}, None, [])
     assert (a.base_lr, a.step, a.device, a.optimizer, a.nesterov) == (0.001, [20, 40, 60], [0], 'SGD', False)
     assert (a.batch_size, a.test_batch_size, a.start_epoch, a.num_epoch) == (256, 256, 0, 80)
     assert (a.weight_decay, a.lr_decay_rate, a.warm_up_epoch) == (0.01, 0.1, 0)
-    assert a.loss_alpha is None  # the description set decides: 0.8 NTU, 1.0 NW-UCLA (text.criterion)
-    assert (a.text_encoder_weights, a.resume, a.overwrite) == (None, False, False)
-    assert a.te_lr_ratio == 0.0  # frozen text encoder by default (upstream: 1, fine-tuned)
+    assert (a.criterion, a.criterion_args, a.resume, a.overwrite) == ('text.criterion.build', {}, False, False)
+
+
+def test_the_feeder_comes_from_the_entry_script_config_or_flag(tmp_path):
+    assert get_parser().get_default('feeder') is None  # upstream's 'feeder.feeder' names no module
+    with pytest.raises(UserError, match='no feeder: give --feeder or a feeder: line in the config'):
+        parse_args([])
+    cfg = tmp_path / 'c.yaml'
+    cfg.write_text('feeder: feeders.feeder_ucla.Feeder\n')
+    assert parse_args(['--config', str(cfg)], defaults=FEEDER).feeder == 'feeders.feeder_ucla.Feeder'
+    assert parse_args(['--feeder', 'x.Y'], defaults=FEEDER).feeder == 'x.Y'
 
 
 def test_upstream_spellings_and_nargs():
     a = parse_args(['-model_saved_name', 'x', '--warm_up_epoch', '5', '--device', '0', '1', '--step', '90', '100',
-                    '--ignore-weights', 'fc', 'linear_head', '--save-score', 'True', '--resume'])
+                    '--ignore-weights', 'fc', 'linear_head', '--save-score', 'True', '--resume'], defaults=FEEDER)
     assert (a.model_saved_name, a.warm_up_epoch, a.device, a.step) == ('x', 5, [0, 1], [90, 100])
     assert a.ignore_weights == ['fc', 'linear_head'] and a.save_score is True and a.resume is True
-    assert parse_args(['--device', 'cpu']).device == ['cpu']
+    assert parse_args(['--device', 'cpu'], defaults=FEEDER).device == ['cpu']
 
 
 def test_config_gives_defaults_and_command_line_wins(tmp_path):
@@ -64,19 +76,43 @@ def test_config_gives_defaults_and_command_line_wins(tmp_path):
                    "train_feeder_args:\n  data_path: data/ntu/NTU60_CS.npz\n  p_interval: [0.5, 1]\n  window_size: 64\n"
                    "model_args: {num_class: 60, head: ['ViT-B/32']}\n")
     a = parse_args(['--config', str(cfg), '--base-lr', '0.05',
-                    '--train-feeder-args', "data_path='x.npz',window_size=32", '--model-args', 'num_class=120'])
+                    '--train-feeder-args', "data_path='x.npz',window_size=32", '--model-args', 'num_class=120'],
+                   defaults=FEEDER)
     assert a.base_lr == 0.05 and a.num_epoch == 110 and a.device == [0]
     assert a.train_feeder_args == {'data_path': 'x.npz', 'p_interval': [0.5, 1], 'window_size': 32}
     assert a.model_args == {'num_class': 120, 'head': ['ViT-B/32']}
     # the merge did not leak into the parser's defaults: a second parse sees the config's dict
-    assert parse_args(['--config', str(cfg)]).train_feeder_args['window_size'] == 64
+    assert parse_args(['--config', str(cfg)], defaults=FEEDER).train_feeder_args['window_size'] == 64
 
 
-def test_entry_defaults_lose_to_config(tmp_path):
-    cfg = tmp_path / 'c.yaml'
-    cfg.write_text('loss_alpha: 0.5\n')
-    assert parse_args([], defaults={'loss_alpha': 1.0}).loss_alpha == 1.0
-    assert parse_args(['--config', str(cfg)], defaults={'loss_alpha': 1.0}).loss_alpha == 0.5
+def test_criterion_args_the_entry_scripts_under_the_configs_under_the_command_lines(tmp_path):
+    entry = {**FEEDER, 'criterion_args': {'text_dir': 'ntu', 'loss_alpha': 0.8}}
+    assert parse_args([], defaults=entry).criterion_args == {'text_dir': 'ntu', 'loss_alpha': 0.8}
+    cfg = tmp_path / 'c.yaml'  # upstream's key and ours: aliases; the config's criterion_args win over them
+    cfg.write_text('loss_alpha: 0.5\ntext_dir: ucla\ncriterion_args: {text_dir: mine, te_lr_ratio: 1.0}\n')
+    a = parse_args(['--config', str(cfg)], defaults=entry)
+    assert a.criterion_args == {'text_dir': 'mine', 'loss_alpha': 0.5, 'te_lr_ratio': 1.0}
+    assert not {'loss_alpha', 'text_dir', 'te_lr_ratio'} & set(settings(a))  # recorded once, in criterion_args
+    a = parse_args(['--config', str(cfg), '--loss-alpha', '2', '--criterion-args', "text_dir='x',te_lr_ratio=0"],
+                   defaults=entry)
+    assert a.criterion_args == {'text_dir': 'x', 'loss_alpha': 2.0, 'te_lr_ratio': 0}
+    # on the command line the later of an alias and --criterion-args wins
+    assert parse_args(['--criterion-args', 'loss_alpha=3', '--loss-alpha', '4'], defaults=FEEDER).criterion_args \
+        == {'loss_alpha': 4.0}
+    assert parse_args(['--loss-alpha', '4', '--criterion-args', 'loss_alpha=3'], defaults=FEEDER).criterion_args \
+        == {'loss_alpha': 3}
+    cfg.write_text('criterion_args: 0.5\n')
+    with pytest.raises(UserError, match='criterion_args: expected a mapping'):
+        parse_args(['--config', str(cfg)], defaults=FEEDER)
+
+
+def test_resume_compares_criterion_args():
+    run = settings(parse_args(['--text-dir', 'ntu', '--loss-alpha', '0.8'], defaults=FEEDER))
+    check_resume_settings(run, settings(parse_args(['--criterion-args', "text_dir='ntu',loss_alpha=0.8"],
+                                                   defaults=FEEDER)), 1)  # the same settings, spelled otherwise
+    with pytest.raises(UserError, match=r"criterion_args: run \{'text_dir': 'ntu', 'loss_alpha': 0.8\}, now"):
+        check_resume_settings(run, settings(parse_args(['--text-dir', 'ucla', '--loss-alpha', '0.8'],
+                                                       defaults=FEEDER)), 1)
 
 
 def test_unknown_config_key_names_it_and_close_flags(tmp_path):

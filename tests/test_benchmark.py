@@ -55,7 +55,7 @@ def bench(tmp_path, capsys, monkeypatch, shared, *extra, model='model.ctrgcn.Mod
             '--test-feeder-args', f"data_path='{data}',split='test',window_size=8",
             '--model-args', f"num_class={CLASSES},num_point=25,num_person=2,graph='graph.ntu_rgb_d.Graph'",
             '--batch-size', '4', '--test-batch-size', '3', '--num-worker', '0', *extra]
-    arg = parse_args(args)
+    arg = parse_args(args, defaults={'criterion_args': {'text_dir': 'ntu', 'loss_alpha': 0.8}})  # the NTU script's
     arg.benchmark_warmup, arg.benchmark_steps = 1, 2  # no command-line flags for these (yet)
     capsys.readouterr()
     result = Processor(arg, log=Logger()).run()

@@ -127,3 +127,13 @@ def test_non_checkpoint_files_are_one_line_errors(tmp_path, content):
     with pytest.raises(UserError) as info:
         read_state_dict(path)
     assert str(path) in str(info.value) and '\n' not in str(info.value)
+
+
+def test_resume_settings_of_a_run_from_before_criterion_args_compare_in_todays_shape():
+    from torchlight.checkpoint import check_resume_settings
+    old = {'batch_size': 16, 'loss_alpha': None, 'te_lr_ratio': 0.0, 'text_dir': None, 'text_encoder_weights': None,
+           'text_embeddings': None, 'num_epoch': 30}
+    now = {'batch_size': 16, 'criterion_args': {'text_dir': 'ucla', 'loss_alpha': 1.0}, 'num_epoch': 30}
+    check_resume_settings(old, now, 3)  # unset then: the entry script's values, as today
+    with pytest.raises(UserError, match=r"criterion_args: run \{'text_dir': 'ucla', 'loss_alpha': 0.5\}"):
+        check_resume_settings(dict(old, loss_alpha=0.5), now, 3)

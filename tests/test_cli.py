@@ -204,7 +204,8 @@ def test_bad_inputs_one_line_exit_2_no_outputs(env, runs, case, tmp_path, capsys
         before = sorted(os.listdir(work))
         expect = '--overwrite'
     capsys.readouterr()
-    rc = main([str(a) for a in args], feeder='feeders.feeder_ntu.Feeder', default_config=None)
+    rc = main([str(a) for a in args], feeder='feeders.feeder_ntu.Feeder', default_config=None,
+              criterion_args={'text_dir': 'ntu', 'loss_alpha': 0.8})
     line = one_line_error(rc, capsys.readouterr().err)
     assert expect in line, line
     if case == 'existing_work_dir':

@@ -7,8 +7,11 @@ import pytest
 
 from conftest import REPO
 from text.criterion import GAPCriterion
+from text.criterion import build as build_criterion
+from text.label_set import LabelSet
 from torchlight import assemble, outputs
 from torchlight.args import parse_kv_dict
+from torchlight.criterion import CrossEntropy
 from torchlight.errors import UserError
 from torchlight.importing import build
 
@@ -39,11 +42,11 @@ def test_a_quoted_false_really_turns_debug_off_for_the_ucla_feeder():
 
 
 def feeder(**kw):
-    return SimpleNamespace(**{'modality': 'joint', 'num_class': 10, 'text_set': 'ucla', **kw})
+    return SimpleNamespace(**{'modality': 'joint', 'num_class': 10, 'layout': 'nw-ucla', **kw})
 
 
 @pytest.mark.parametrize('key, train, test', [('modality', 'bone', 'joint'), ('num_class', 60, 120),
-                                              ('layout', 'ntu', 'nw-ucla'), ('text_set', 'ntu', 'ucla')])
+                                              ('layout', 'ntu', 'nw-ucla')])
 def test_train_and_test_feeders_must_agree(key, train, test):
     with pytest.raises(UserError) as info:
         assemble.check_feeders_agree(feeder(**{key: train}), feeder(**{key: test}), 'f.Feeder')
@@ -59,18 +62,22 @@ def test_the_model_needs_a_class_for_every_label():
     assemble.check_model_fits(model, SimpleNamespace(label=[0, 2, 1]))
 
 
-def test_class_names_come_from_the_runs_descriptions(tmp_path):
-    """--text-dir with other names: pictures and outputs show them, not the dataset's defaults."""
+def test_class_names_come_from_the_runs_label_set(tmp_path):
+    """--text-dir with other names: pictures and outputs show them, not the dataset's defaults;
+    plain cross-entropy gets them from its factory too."""
     folder = tmp_path / 'mine'
     shutil.copytree(REPO / 'text' / 'ucla', folder)
     for name in ('label_names.txt', 'synonyms.txt', 'sentences.txt', 'parts.txt'):
         path = folder / name
         path.write_text(path.read_text().replace('pick up with one hand', 'grab one-handed', 1))
-    criterion = GAPCriterion(None, 'all-MiniLM-L6-v2', 1.0, text_set='ucla', text_dir=folder)
+    criterion = GAPCriterion(None, 'all-MiniLM-L6-v2', 1.0, label_set=LabelSet.open(folder))
     ucla = SimpleNamespace(class_names=lambda n: ['from the feeder'] * n)
     names = outputs.class_names(criterion, ucla, 10)
     assert names[0] == 'grab one-handed' and names[1] == 'pick up with two hands' and len(names) == 10
-    # unreadable descriptions: the feeder's names, then numbers
-    broken = GAPCriterion(None, 'x', 1.0, text_set='ucla', text_dir=tmp_path / 'missing')
-    assert outputs.class_names(broken, ucla, 2) == ['from the feeder'] * 2
-    assert outputs.class_names(broken, object(), 2) == ['0', '1']
+    plain = build_criterion(SimpleNamespace(), {'text_dir': str(folder)}, 0, 'cpu', print)
+    assert isinstance(plain, CrossEntropy) and outputs.class_names(plain, object(), 10) == names
+    # too few or unreadable names: the feeder's, then numbers
+    assert outputs.class_names(criterion, ucla, 11) == ['from the feeder'] * 11
+    (folder / 'label_names.txt').unlink()
+    assert outputs.class_names(criterion, ucla, 2) == ['from the feeder'] * 2
+    assert outputs.class_names(plain, object(), 2) == outputs.class_names(CrossEntropy(), object(), 2) == ['0', '1']

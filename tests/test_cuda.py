@@ -132,7 +132,8 @@ def trainer(tmp_path, work, *extra):
             '--test-feeder-args', f"data_path='{data}',split='test',window_size=8,p_interval=[0.95]",
             '--model-args', f"num_class={CLASSES},num_point=25,num_person=2,graph='graph.ntu_rgb_d.Graph',"
                             f"head=['{ENCODER}'],k=8",
-            '--text-embeddings', str(table), '--batch-size', '3', '--test-batch-size', '3', '--num-worker', '0',
+            '--text-dir', 'ntu', '--loss-alpha', '0.8', '--text-embeddings', str(table),
+            '--batch-size', '3', '--test-batch-size', '3', '--num-worker', '0',
             '--base-lr', '0.05', '--save-epoch', '0', '--eval-interval', '1', '--log-interval', '0', *extra]
     p = Processor(parse_args(argv), log=Logger())
     p.run()

@@ -2,8 +2,8 @@
 import pytest
 
 from conftest import REFERENCE, need
-from text.descriptions import (DATASET_CLASSES, TEXT_DIR, check_files, load_descriptions, main,
-                               parse_parts_line, parse_sentence_line)
+from text.descriptions import check_our_files, main, parse_parts_line, parse_sentence_line
+from text.label_set import TEXT_DIR, LabelSet
 from torchlight.errors import UserError
 
 NAMES = ['drink water', 'eat meal', 'brush teeth']
@@ -45,7 +45,7 @@ def replace_line(path, number, text):
 
 
 def test_valid_files_load_in_label_order(tmp_path):
-    d = load_descriptions(text_dir=write_texts(tmp_path))
+    d = LabelSet.open(write_texts(tmp_path)).descriptions()
     assert d.names == NAMES
     assert d.synonyms[0] == ['drink water', 'drinking', 'sip water', 'take a drink', 'have a sip']
     assert d.sentences[2] == SENTENCES['brush teeth']
@@ -53,7 +53,7 @@ def test_valid_files_load_in_label_order(tmp_path):
 
 
 def test_first_num_class_classes_of_a_larger_dataset(tmp_path):
-    d = load_descriptions(text_dir=write_texts(tmp_path), num_class=2)
+    d = LabelSet.open(write_texts(tmp_path)).descriptions(2)
     assert d.names == NAMES[:2] and len(d.parts) == 2
 
 
@@ -83,7 +83,7 @@ def test_problem_named_with_file_and_line(tmp_path, filename, line, text, messag
     folder = write_texts(tmp_path)
     replace_line(folder / filename, line, text)
     with pytest.raises(UserError, match=message) as e:
-        load_descriptions(text_dir=folder)
+        LabelSet.open(folder).descriptions()
     assert f'{folder / filename}:{line}:' in str(e.value)
     assert '\n' not in str(e.value)
 
@@ -92,25 +92,24 @@ def test_two_classes_with_the_same_part_set_are_refused(tmp_path):
     folder = write_texts(tmp_path)
     replace_line(folder / 'parts.txt', 3, 'brush teeth;' + ';'.join(PARTS['drink water']))
     with pytest.raises(UserError, match=r'parts.txt:3: same part descriptions as line 1'):
-        load_descriptions(text_dir=folder)
+        LabelSet.open(folder).descriptions()
 
 
 def test_class_count_must_match(tmp_path):
     folder = write_texts(tmp_path)
     (folder / 'synonyms.txt').write_text((folder / 'synonyms.txt').read_text().splitlines()[0] + '\n')
-    _, problems = check_files(folder)
+    _, problems = check_our_files(folder)
     assert any('1 classes, expected 3' in p.message for p in problems)
     with pytest.raises(UserError, match='label names, the dataset has 4 classes'):
-        load_descriptions(text_dir=folder, num_class=4)
+        LabelSet.open(folder).descriptions(4)
 
 
 def test_missing_file_and_min_synonyms(tmp_path):
     folder = write_texts(tmp_path)
-    with pytest.raises(UserError, match='need at least 8'):
-        load_descriptions(text_dir=folder, min_synonyms=8)
+    assert 'need at least 8' in LabelSet.open(folder).check(min_synonyms=8)[1][0].message
     (folder / 'parts.txt').unlink()
     with pytest.raises(UserError, match=r'parts.txt:0: file not found'):
-        load_descriptions(text_dir=folder)
+        LabelSet.open(folder).descriptions()
 
 
 def test_cli_lists_every_problem(tmp_path, capsys):
@@ -123,17 +122,19 @@ def test_cli_lists_every_problem(tmp_path, capsys):
     assert 'sentences.txt:1:' in out and 'parts.txt:2:' in out and 'synonyms.txt:1:' in out
 
 
-def test_unknown_dataset():
-    with pytest.raises(UserError, match='unknown text dataset'):
-        load_descriptions('kinetics')
+def test_an_unknown_label_set_is_one_line(tmp_path):
+    with pytest.raises(UserError, match=r"label set 'kinetics': no such folder \(give one of ntu, ucla or a folder"):
+        LabelSet.open('kinetics')
+    with pytest.raises(UserError, match='no such folder'):
+        main([str(tmp_path / 'missing')])
 
 
-@pytest.mark.parametrize('dataset', sorted(DATASET_CLASSES))
-def test_shipped_files_are_complete_and_valid(dataset):
+@pytest.mark.parametrize('name, classes', [('ntu', 120), ('ucla', 10)])
+def test_shipped_files_are_complete_and_valid(name, classes):
     """All 130 shipped classes: every file present, >= 8 synonyms, no problem of any kind."""
-    descriptions, problems = check_files(TEXT_DIR / dataset, DATASET_CLASSES[dataset], min_synonyms=8)
+    descriptions, problems = LabelSet.open(name).check(min_synonyms=8)
     assert not problems, '\n'.join(map(str, problems[:20]))
-    assert len(descriptions) == DATASET_CLASSES[dataset]
+    assert len(descriptions) == len(LabelSet.open(name)) == classes
 
 
 def test_shipped_ntu_label_names_are_the_reference_names():

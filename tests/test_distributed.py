@@ -24,7 +24,6 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from conftest import REPO
-from model.losses import gap_loss
 from test_processor import NUM_CLASS, WIDTH, TinyFeeder, TinyGAP
 from text.criterion import GAPCriterion
 from torchlight.errors import UserError
@@ -120,9 +119,6 @@ class TableSupervision:
 
     def targets(self, labels):
         return [self.table[s, labels] for s in range(5)]
-
-    def loss(self, logits, labels, global_feat, part_feats, logit_scale, alpha):
-        return gap_loss(logits, labels, global_feat, part_feats, self.targets(labels), logit_scale, alpha)
 
 
 class NormGAP(TinyGAP):

@@ -14,7 +14,7 @@ from torch import nn
 import text.export_embeddings as export_embeddings
 import text.supervision as supervision
 from text import embedding_file
-from text.descriptions import load_descriptions
+from text.label_set import LabelSet
 from text.embedding_file import load_embedding_file, save_embedding_file
 from text.prompts import build_prompts
 from torchlight.errors import UserError
@@ -43,7 +43,7 @@ class TinyEncoder(nn.Module):
 
 @pytest.fixture(scope='module')
 def ucla_texts():
-    return build_prompts(load_descriptions('ucla', 10)).all_texts()
+    return build_prompts(LabelSet.open('ucla').descriptions(10)).all_texts()
 
 
 @pytest.fixture
@@ -200,7 +200,7 @@ def test_a_table_of_more_classes_serves_a_run_of_their_first_classes(tmp_path, u
     """NTU120's table serves NTU60 runs: each run prompt gets its own row of the bigger table."""
     path = tmp_path / 't.pt'
     table = write_file(path, ucla_texts)
-    fewer = build_prompts(load_descriptions('ucla', 9)).all_texts()
+    fewer = build_prompts(LabelSet.open('ucla').descriptions(9)).all_texts()
     loaded, description = load_embedding_file(path, fewer, width=6)
     rows = [ucla_texts.index(t) for t in fewer]
     assert torch.equal(loaded, table[rows]) and len(loaded) == len(fewer) < len(ucla_texts)
@@ -242,11 +242,11 @@ def test_export_matches_what_text_supervision_builds(tmp_path, fake_encoder, cap
     assert torch.load(out, weights_only=True)['num_class'] == 10
 
 
-def test_export_honours_num_class_and_text_dir(tmp_path, fake_encoder):
+def test_export_honours_num_class_and_a_label_set_folder(tmp_path, fake_encoder):
     out = tmp_path / 'nine.pt'
-    export_embeddings.main(['--dataset', 'ucla', '--encoder', 'ViT-B/32', '--num-class', '9',
-                            '--text-dir', str(REPO / 'text' / 'ucla'), '-o', str(out)])
-    nine = build_prompts(load_descriptions('ucla', 9)).all_texts()
+    export_embeddings.main(['--text-dir', str(REPO / 'text' / 'ucla'), '--encoder', 'ViT-B/32', '--num-class', '9',
+                            '-o', str(out)])
+    nine = build_prompts(LabelSet.open('ucla').descriptions(9)).all_texts()
     assert load_embedding_file(out, nine)[0].shape == (len(nine), 6)
     assert torch.load(out, weights_only=True)['num_class'] == 9
 
@@ -258,7 +258,7 @@ def test_help_shows_every_default(capsys):
     text = ' '.join(capsys.readouterr().out.split())
     for flag in ('--dataset', '--encoder', '--weights', '--text-dir', '--num-class', '--device', '-o'):
         assert flag in text
-    assert '120 for ntu, 10 for ucla' in text and 'default: text/<dataset>' in text
+    assert "default: all of the label set's" in text and "as the trainer's --text-dir" in text
     assert "default: the encoder's own" in text and 'default: cpu' in text
 
 
@@ -266,7 +266,7 @@ def test_help_shows_every_default(capsys):
     (['--encoder', 'ViT-B/32', '--num-class', '0'], '--num-class must be at least 1'),
     (['--encoder', 'ViT-B/32', '--num-class', '11'], 'description file'),
     (['--encoder', 'nope'], "unknown text encoder 'nope'"),
-    (['--encoder', 'ViT-B/32', '--text-dir', '/no/such/dir'], 'description file'),
+    (['--encoder', 'ViT-B/32', '--text-dir', '/no/such/dir'], "label set '/no/such/dir': no such folder"),
 ])
 def test_export_errors_write_nothing(tmp_path, fake_encoder, argv, words):
     out = tmp_path / 'out.pt'

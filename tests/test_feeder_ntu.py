@@ -82,9 +82,8 @@ def test_item_contract(npz):
 
 def test_item_reads_sample_layout_as_ctvm(npz):
     raw = np.load(npz)['x_test'][0]
-    feeder = Feeder(npz, split='test', window_size=40, p_interval=[1.0])
     valid = int((raw != 0).any(1).sum())
-    feeder.window_size = valid  # no resampling: the item is the sample itself
+    feeder = Feeder(npz, split='test', window_size=valid, p_interval=[1.0])  # no resampling: the sample itself
     data = feeder[0][0]
     # 150 = body (2) x joint (25) x xyz (3)
     np.testing.assert_array_equal(data, raw[:valid].reshape(valid, 2, 25, 3).transpose(3, 0, 2, 1))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import FIXTURES, REFERENCE, UCLA_ALL_SQE, need
-from feeders import feeder_ucla, transforms
+from feeders import feeder_ucla, sources, transforms
 from feeders.feeder_ucla import Feeder
 from torchlight.errors import UserError
 
@@ -29,7 +29,7 @@ def tiny_ucla(tmp_path, monkeypatch):
         split[part].append({'file_name': name, 'length': length, 'label': i % 10 + 1})
     split_file = tmp_path / 'split.json'
     split_file.write_text(json.dumps(split))
-    monkeypatch.setattr(feeder_ucla, 'SPLIT_FILE', split_file)
+    monkeypatch.setattr(sources, 'UCLA_SPLIT', split_file)
     return root
 
 

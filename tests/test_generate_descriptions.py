@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from text import generate_descriptions as gen
-from text.descriptions import check_files
+from text.descriptions import check_our_files
 from torchlight.errors import UserError
 
 NAMES = ['drink water', 'kick something', 'clapping']
@@ -80,7 +80,7 @@ def client(server):
 
 def test_generates_valid_files_with_the_papers_temperature(server, folder):
     assert gen.generate(folder, client(server), log=lambda *_: None) == []
-    descriptions, problems = check_files(folder, min_synonyms=8)
+    descriptions, problems = check_our_files(folder, min_synonyms=8)
     assert problems == [] and descriptions.names == NAMES
     assert descriptions.parts[0][0] == 'head looks toward the drink water target'
     assert descriptions.parts[2][5] == 'feet stay planted for clapping'
@@ -103,7 +103,7 @@ def test_resume_asks_only_for_missing_or_invalid_lines(server, folder):
     asked = [body['messages'][1]['content'] for _, _, body in server.requests]
     assert len(asked) == 2
     assert '"kick something"' in asked[0] + asked[1] and '"clapping"' in asked[0] + asked[1]
-    assert check_files(folder, min_synonyms=8)[1] == []
+    assert check_our_files(folder, min_synonyms=8)[1] == []
     assert (folder / 'parts.txt').read_text().splitlines()[0] == parts[0]
 
 
@@ -120,7 +120,7 @@ def test_regenerate_rewrites_every_line_of_the_kinds_asked(server, folder, capsy
     assert len(server.requests) == len(NAMES)  # ...unless every line is regenerated
     assert (folder / 'parts.txt').read_text().splitlines() == parts
     assert (folder / 'synonyms.txt').read_text() == synonyms
-    assert check_files(folder, min_synonyms=8)[1] == []
+    assert check_our_files(folder, min_synonyms=8)[1] == []
 
     server.requests.clear()
     assert gen.main(['--text-dir', str(folder), '--model', 'm', '--base-url', server.url,

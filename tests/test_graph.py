@@ -33,6 +33,15 @@ def test_bone_pairs_cover_every_joint_once(name):
     assert g.A_vector(0).tolist() == np.eye(g.num_node).tolist()
 
 
+@pytest.mark.parametrize('name,layout,V', [('ntu', 'ntu', 25), ('ucla', 'nw-ucla', 20)])
+def test_each_module_defines_its_whole_layout(name, layout, V):
+    cls = GRAPHS[name]
+    assert (cls.name, cls.num_node, cls.channels, cls.score_channel) == (layout, V, 3, None)
+    for field in ('inward', 'vector_edges', 'bone_pairs'):
+        assert isinstance(getattr(cls, field), list), field
+    assert list(cls.parts) == ['joint', 'bone']
+
+
 def test_unknown_labeling_mode():
     with pytest.raises(ValueError, match='labeling_mode'):
         ntu_rgb_d.Graph('uniform')

@@ -294,12 +294,37 @@ def test_k_zero_leaves_joints_unchanged_and_k_one_makes_bones():
         torch.testing.assert_close(bones[:, :, :, child], x[:, :, :, child] - x[:, :, :, parent])
 
 
+def test_ucla_k_one_is_each_joint_minus_its_children():
+    """Upstream's NW-UCLA 'bone' input: I - A over the outward (parent, child) edges, so a joint
+    loses its children, not its parent. Pinned as upstream computes it."""
+    A_vector = build('Model_lst_4part_bone_ucla').A_vector
+    row = {j: -1.0 for j in (2, 4, 5, 9)}  # 1-based joint 3: x3 - x2 - x4 - x5 - x9
+    row[3] = 1.0
+    assert A_vector[2].tolist() == [row.get(v, 0.0) for v in range(1, 21)]
+    assert A_vector[19].tolist() == [float(v == 20) for v in range(1, 21)]   # joint 20, a foot tip
+    # x of 1-based joint v is v^2: joint 3 gives 9 - 4 - 16 - 25 - 81, the leaf 20 stays 400
+    x = torch.zeros(1, 3, 1, 20, 1)
+    x[0, 0, 0, :, 0] = torch.arange(1, 21).double() ** 2
+    out = build('Model_lst_4part_bone_ucla').transform_input(x)[0, 0, 0, :, 0]
+    assert (out[2].item(), out[19].item()) == (-117.0, 400.0)
+
+
 def test_one_class_serves_every_variant():
     bone = ctrgcn.GAPModel(num_class=10, num_point=20, num_person=1, graph='graph.ucla.Graph',
                            k=1, parts='bone')
     alias = Model_lst_4part_bone_ucla()
     assert bone.part_joints == alias.part_joints and torch.equal(bone.A_vector, alias.A_vector)
     assert issubclass(Model_lst_4part_bone_ucla, ctrgcn.GAPModel)
+
+
+def test_defaults_naming_num_point_still_work():
+    class Old(ctrgcn.GAPModel):  # a subclass written when DEFAULTS had to give num_point
+        DEFAULTS = dict(num_class=10, num_point=20, num_person=1, graph='graph.ucla.Graph', k=6)
+
+    assert Old().num_point == 20
+    Old.DEFAULTS = dict(Old.DEFAULTS, num_point=25)
+    with pytest.raises(UserError, match='num_point=25 but graph nw-ucla has 20 joints'):
+        Old()
 
 
 def test_non_adaptive_graph_is_a_constant():
@@ -310,10 +335,23 @@ def test_non_adaptive_graph_is_a_constant():
 
 # ------------------------------------------------------------------------------------- errors
 def test_unknown_graph_is_a_user_error():
-    with pytest.raises(UserError, match=r"unknown graph 'graph\.kinetics\.Graph'.*graph\.ntu_rgb_d\.Graph"):
+    with pytest.raises(UserError, match=r"unknown layout 'graph\.kinetics\.Graph' \(known: ntu, "):
         build('Model_lst_4part', graph='graph.kinetics.Graph')
-    with pytest.raises(UserError, match='unknown graph'):
+    with pytest.raises(UserError, match='unknown layout'):
         build('Model', graph='nonsense')
+
+
+@pytest.mark.parametrize('name', ALL_CLASSES)
+def test_graph_by_layout_name_and_sizes_from_the_graph(name):
+    """'ntu' / 'nw-ucla' name the same graph as upstream's class paths; num_point and
+    in_channels, left out, are the graph's."""
+    cls, kwargs, graph_module, _, _ = ALL_CLASSES[name]
+    layout = graph_module.Graph.name
+    kwargs = {k: v for k, v in kwargs.items() if k != 'num_point'}
+    model = cls(**dict(kwargs, graph=layout))
+    assert type(model.graph) is graph_module.Graph
+    assert (model.num_point, model.in_channels) == (graph_module.Graph.num_node, 3)
+    assert model.state_dict().keys() == build(name).state_dict().keys()
 
 
 def test_unknown_text_encoder_lists_the_known_ones():
@@ -324,8 +362,10 @@ def test_unknown_text_encoder_lists_the_known_ones():
 
 
 def test_config_and_input_mismatches_are_user_errors():
-    with pytest.raises(UserError, match='num_point=25 but graph'):
+    with pytest.raises(UserError, match='num_point=25 but graph nw-ucla has 20 joints'):
         build('Model_lst_4part_ucla', num_point=25)
+    with pytest.raises(UserError, match='in_channels=2 but graph ntu has 3 channels'):
+        build('Model_lst_4part', in_channels=2)
     with pytest.raises(UserError, match='labeling_mode'):
         build('Model_lst_4part', graph_args={'labeling_mode': 'uniform'})
     with pytest.raises(UserError, match=r"unknown parts 'arms' \(known: joint, bone\)"):

@@ -13,7 +13,7 @@ from conftest import REPO, UCLA_ALL_SQE, need
 from data import pipeline
 from data.skeleton_io import read_skeleton
 from data.synthetic import idle_sequence, skeleton_text, _with_pixels
-from feeders import convert_h5, feeder_ucla
+from feeders import convert_h5, feeder_ucla, sources
 from feeders.feeder_ntu import Feeder
 from feeders.storage import first_nonfinite_row
 from torchlight.errors import UserError
@@ -140,7 +140,7 @@ def ucla_root(tmp_path, monkeypatch, texts):
         (root / f'{name}.json').write_text(text)
         split['val'].append({'file_name': name, 'length': 5, 'label': i + 1})
     (tmp_path / 'split.json').write_text(json.dumps(split))
-    monkeypatch.setattr(feeder_ucla, 'SPLIT_FILE', tmp_path / 'split.json')
+    monkeypatch.setattr(sources, 'UCLA_SPLIT', tmp_path / 'split.json')
     return root
 
 

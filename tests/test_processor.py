@@ -16,7 +16,6 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from model.losses import gap_loss
 from torchlight.cli import parse_args
 from torchlight.errors import UserError
 from torchlight.logging import Logger
@@ -114,16 +113,14 @@ class TinySupervision:
         jitter = torch.rand(labels.shape[0], 1, generator=self.generator) if self.training else 0
         return [self.table[s, labels] + jitter for s in range(5)]
 
-    def loss(self, logits, labels, global_feat, part_feats, logit_scale, alpha):
-        return gap_loss(logits, labels, global_feat, part_feats, self.targets(labels), logit_scale, alpha)
 
-
-def tiny_criterion(model, dataset, arg, device, log, training):
-    """--criterion for the tiny models: cross-entropy, or GAP's criterion over TinySupervision."""
+def tiny_criterion(model, args, seed, device, log, training):
+    """--criterion for the tiny models: cross-entropy, or GAP's criterion over TinySupervision
+    (criterion_args: te_lr_ratio, loss_alpha)."""
     if not isinstance(model, TinyGAP):
         return CrossEntropy()
-    supervision = TinySupervision(NUM_CLASS, arg.te_lr_ratio, arg.seed) if training else None
-    return GAPCriterion(supervision, model.head[0], 0.8 if arg.loss_alpha is None else arg.loss_alpha)
+    supervision = TinySupervision(NUM_CLASS, args.get('te_lr_ratio', 0.0), seed) if training else None
+    return GAPCriterion(supervision, model.head[0], args.get('loss_alpha', 0.8))
 
 
 def run(work_dir, *extra, model='test_processor.TinyModel', phase='train'):

@@ -2,12 +2,12 @@
 import pytest
 
 from test_descriptions import write_texts
-from text.descriptions import load_descriptions
+from text.label_set import LabelSet
 from text.prompts import SET_NAMES, build_prompts, part_prompt
 
 
 def bank(tmp_path):
-    return build_prompts(load_descriptions(text_dir=write_texts(tmp_path)))
+    return build_prompts(LabelSet.open(write_texts(tmp_path)).descriptions())
 
 
 def test_exact_prompts_of_two_classes(tmp_path):
@@ -45,7 +45,7 @@ def test_shipped_prompts_fit_clips_context_untruncated():
     pytest.importorskip('clip')
     from text.encoders import CLIP_CONTEXT, ClipTextEncoder
     for dataset in ('ntu', 'ucla'):
-        texts = build_prompts(load_descriptions(dataset)).all_texts()
+        texts = build_prompts(LabelSet.open(dataset).descriptions()).all_texts()
         tokens = ClipTextEncoder.tokenize(texts)
         assert tokens.shape[1] < CLIP_CONTEXT, f'{dataset}: a prompt would be cut at 77 tokens'
         assert (tokens.argmax(1) > 0).all()  # every prompt ends with its EOT token

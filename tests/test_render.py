@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import REPO
 from data import render
 from data.skeleton_io import read_skeleton
+from text.label_set import LabelSet
 
 FRAMES = 14  # > 11, so the denoising keeps both bodies
 TAB_BLUE, TAB_ORANGE = (31, 119, 180), (255, 127, 14)  # bodies 1 and 2
@@ -148,6 +149,22 @@ def test_npz_sample(tmp_path):
     title, tracks = render.ntu_npz_tracks(src, 0, 'test', True, 64, 0.95)
     assert 'test sample 0' in title and 'A004' in title
     assert tracks[0].joints.shape == (9, 2, 25, 3) and 'actor 2 all zeros' in tracks[0].title
+
+
+def test_the_title_names_the_class_from_the_label_set(tmp_path, monkeypatch, capsys):
+    src = write_npz(tmp_path / 'NTU60_CS.npz')
+    names = LabelSet.open('ntu').names
+    assert render.ntu_npz_tracks(src, 0, 'test', False, 64, 0.95, names)[0].endswith(f'A004 {names[3]}')
+    labels = tmp_path / 'labels'
+    labels.mkdir()
+    (labels / 'label_names.txt').write_text(''.join(f'action {i}\n' for i in range(60)))
+    titles = []
+    monkeypatch.setattr(render, 'render_strip', lambda title, *args: titles.append(title) or b'')
+    monkeypatch.setattr(render, 'write_output', lambda *args, **kwargs: None)
+    run_ok(src, '-o', tmp_path / 'n.png', '--text-dir', labels)
+    run_ok(src, '-o', tmp_path / 'n.png')
+    assert titles[0].endswith('A004 action 3') and titles[1].endswith(f'A004 {names[3]}')
+    assert "label set 'nope': no such folder" in run_error(capsys, src, '-o', tmp_path / 'n.png', '--text-dir', 'nope')
 
 
 def test_feeder_view_matches_the_feeder(tmp_path):

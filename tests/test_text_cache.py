@@ -40,7 +40,7 @@ def fake_builds(monkeypatch):
 
 
 def build(text_dir, cache_dir, seed=0, **kwargs):
-    return supervision.TextSupervision.build(None, None, 'ViT-B/32', weights='random', text_dir=text_dir,
+    return supervision.TextSupervision.build(text_dir, None, 'ViT-B/32', weights='random',
                                              cache_dir=cache_dir, seed=seed, log=lambda *_: None, **kwargs)
 
 

@@ -114,11 +114,41 @@ def test_random_rot_is_one_small_rotation_per_sequence():
     np.testing.assert_array_equal(out, again)
 
 
+def test_rotate_of_a_3d_layout_is_upstreams_bit_for_bit():
+    R = transforms.rotation_matrix(0.2, 0.1, -0.3)
+    for data in (ctvm(T=6, valid=6), ctvm(T=6, valid=6).astype(np.float64)):
+        upstream = np.einsum('ij,jtvm->itvm', R.astype(np.float32), data).astype(np.float32)
+        out = transforms.rotate(data, R)
+        assert out.dtype == np.float32 and out.tobytes() == upstream.tobytes()
+        rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
+        R_drawn = transforms.rotation_matrix(*rng_b.uniform(-0.3, 0.3, size=3))
+        drawn = transforms.random_rot(data, rng_a)
+        assert drawn.tobytes() == transforms.rotate(data, R_drawn).tobytes()
+
+
+def test_rotate_turns_the_coordinates_and_keeps_the_score():
+    # channels (score, x, y, z); a quarter turn about z: (x, y, z) -> (y, -x, z)
+    data = np.array([0.9, 1.0, 2.0, 3.0], np.float32).reshape(4, 1, 1, 1)
+    out = transforms.rotate(data, transforms.rotation_matrix(0, 0, math.pi / 2), score_channel=0)
+    np.testing.assert_allclose(out.ravel(), [0.9, 2.0, -1.0, 3.0], atol=1e-6)
+    assert out[0].item() == np.float32(0.9)
+    drawn = transforms.random_rot(data, np.random.default_rng(0), score_channel=0)
+    assert drawn[0].item() == np.float32(0.9)
+
+
+@pytest.mark.parametrize('channels,score_channel', [(2, None), (3, 2)])
+def test_rotating_a_2d_layout_is_a_user_error(channels, score_channel):
+    data = np.zeros((channels, 4, 5, 1), np.float32)
+    with pytest.raises(UserError, match=r'^rotation needs 3 coordinates \(x, y, z\) per joint, the '
+                                        r'layout has 2: turn random_rot off for a 2D layout$'):
+        transforms.random_rot(data, np.random.default_rng(0), score_channel=score_channel)
+
+
 # ------------------------------------------------------------------ bone and motion
 
 @pytest.mark.parametrize('graph', [ntu_rgb_d, ucla])
 def test_bone_subtracts_each_joints_parent(graph):
-    V = graph.num_node
+    V = graph.Graph.num_node
     data = np.random.default_rng(4).normal(size=(3, 5, V, 2)).astype(np.float32)
     out = transforms.bone(data, graph.Graph.bone_pairs)
     expected = np.zeros_like(data)
@@ -126,6 +156,22 @@ def test_bone_subtracts_each_joints_parent(graph):
         expected[:, :, v1 - 1] = data[:, :, v1 - 1] - data[:, :, v2 - 1]
     np.testing.assert_array_equal(out, expected)
     assert len(graph.Graph.bone_pairs) == V  # every joint gets a bone (the root a zero one)
+
+
+def test_bone_of_a_score_channel_is_the_mean_of_the_two_joints_scores():
+    # channels (x, y, score) of 3 joints, one frame, one person; joint 0 is the root
+    data = np.array([[1, 4, 9], [0, 1, 3], [0.2, 0.6, 1.0]], np.float32).reshape(3, 1, 3, 1)
+    out = transforms.bone(data, [(0, 0), (1, 0), (2, 1)], score_channel=2)
+    np.testing.assert_array_equal(out[:2].reshape(2, 3), [[0, 3, 5], [0, 1, 2]])
+    np.testing.assert_allclose(out[2].ravel(), [0.2, 0.4, 0.8], rtol=1e-6)
+
+
+def test_motion_of_a_score_channel_is_the_mean_of_the_two_frames_scores():
+    # channels (x, y, score) of 1 joint over 3 frames
+    data = np.array([[1, 3, 7], [5, 5, 2], [0.5, 0.7, 0.9]], np.float32).reshape(3, 3, 1, 1)
+    out = transforms.motion(data, score_channel=2)
+    np.testing.assert_array_equal(out[:2].reshape(2, 3), [[2, 4, 0], [0, -3, 0]])
+    np.testing.assert_allclose(out[2].ravel(), [0.6, 0.8, 0.0], rtol=1e-6)
 
 
 def test_motion_is_forward_difference_with_zero_last_frame():

@@ -1,23 +1,41 @@
 """GAP's criterion: cross-entropy plus the text supervision's contrastive loss, for the trainer.
 
 `build` is what `--criterion` names by default: it looks at the model and gives plain
-cross-entropy to models without text heads and `GAPCriterion` to GAP's models. The model's
-output, the encoder name and the text targets are this module's business, not the trainer's.
+cross-entropy to models without text heads and `GAPCriterion` to GAP's models. Its settings are
+the run's criterion_args (`Settings`; upstream's flags --text-dir, --loss-alpha, ... fill them).
+The model's output, the encoder name, the label set and the text targets are this module's
+business, not the trainer's.
 """
 import hashlib
-import warnings
-from pathlib import Path
+import math
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from model.losses import text_loss
+from model.losses import gap_loss
+from text.label_set import LabelSet
 from torchlight.criterion import CrossEntropy
 from torchlight.errors import UserError
+from torchlight.importing import build as build_from
 
-TEXT_DIR = Path(__file__).resolve().parent
-# Upstream's weight of the text loss per description set (its two entry scripts' defaults).
-DEFAULT_LOSS_ALPHA = {'ntu': 0.8, 'ucla': 1.0}
+
+@dataclass(frozen=True)
+class Settings:
+    """The keys of criterion_args (another key is refused, naming the closest ones)."""
+    text_dir: str = None  # the run's label set: 'ntu', 'ucla' or a folder (default: the entry script's)
+    loss_alpha: float = None  # weight of the text loss; upstream's 0.8 NTU, 1.0 NW-UCLA (configs, entry scripts)
+    te_lr_ratio: float = 0.0  # text-encoder lr = base-lr x ratio; 0 keeps it frozen, 1 is upstream's
+    text_encoder_weights: str = None  # a local weights file, or 'random' (tests and benchmarks only)
+    text_embeddings: str = None  # a table from text/export_embeddings.py: no text-encoder package needed
+
+    def __post_init__(self):
+        for key in ('loss_alpha', 'te_lr_ratio'):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value < 0):
+                raise UserError(f'criterion_args {key}: expected a finite number >= 0, got {value!r}')
 
 
 def text_heads(model):
@@ -25,32 +43,39 @@ def text_heads(model):
     return list(getattr(model, 'head', None) or []) if hasattr(model, 'linear_head') else []
 
 
-def build(model, dataset, arg, device, log, training=True):
-    """The criterion for `model`; `dataset` is the feeder, whose `text_set` names its descriptions.
+def build(model, args, seed, device, log, training=True):
+    """The criterion for `model` from the run's criterion_args `args` (Settings).
 
     training=False (the test phase) builds no text table: only the classifier runs.
     """
+    settings = build_from(f'{__name__}.Settings', dict(args), 'criterion_args')
+    label_set = None if settings.text_dir is None else LabelSet.open(settings.text_dir)
     heads = text_heads(model)
     if not heads:
-        return CrossEntropy()
+        return CrossEntropy(partial(class_names, label_set))
     if len(heads) != 1:
         raise UserError(f'model_args.head: expected one text encoder name, got {heads}')
-    text_set = getattr(dataset, 'text_set', None)
-    if text_set not in DEFAULT_LOSS_ALPHA:
-        raise UserError(f'feeder {type(dataset).__name__} names no description set (text_set: '
-                        f'{text_set!r}; known: {", ".join(DEFAULT_LOSS_ALPHA)})')
-    alpha = DEFAULT_LOSS_ALPHA[text_set] if arg.loss_alpha is None else arg.loss_alpha
+    if label_set is None:
+        raise UserError('a GAP model needs a label set: give --text-dir (ntu, ucla or a folder)')
+    if settings.loss_alpha is None:
+        raise UserError('a GAP model needs the text-loss weight: give --loss-alpha (upstream: 0.8 NTU, 1.0 NW-UCLA)')
     supervision = None
     if training:
         from text.supervision import TextSupervision
         supervision = TextSupervision.build(
-            text_set, num_class=model.num_class, encoder_name=heads[0],
-            weights=arg.text_encoder_weights, device=device, te_lr_ratio=arg.te_lr_ratio,
-            seed=arg.seed, text_dir=arg.text_dir, log=log, text_embeddings=arg.text_embeddings,
-            width=model.text_width)
-    folder = Path(arg.text_dir) if arg.text_dir else TEXT_DIR / text_set
-    return GAPCriterion(supervision, heads[0], alpha, text_folder=folder, text_set=text_set,
-                        text_dir=arg.text_dir)
+            label_set, num_class=model.num_class, encoder_name=heads[0], weights=settings.text_encoder_weights,
+            device=device, te_lr_ratio=settings.te_lr_ratio, seed=seed, log=log,
+            text_embeddings=settings.text_embeddings, width=model.text_width)
+    return GAPCriterion(supervision, heads[0], settings.loss_alpha, label_set=label_set)
+
+
+def class_names(label_set, num_class):
+    """The first `num_class` class names of the run's label set, for logs and pictures; None where
+    it has none (no label set, too few or unreadable names): pictures then number the classes."""
+    try:
+        return None if label_set is None else label_set.class_names(num_class)
+    except UserError:
+        return None
 
 
 def per_step_weights(weights, encoder):
@@ -64,11 +89,6 @@ def per_step_weights(weights, encoder):
     return None
 
 
-def file_hashes(folder):
-    """sha256 of every .txt file in a descriptions folder (what a rerun must find unchanged)."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob('*.txt'))}
-
-
 class GAPCriterion:
     """Loss of a GAP model's output `(logits, {encoder: global}, logit_scale, parts)`.
 
@@ -78,35 +98,26 @@ class GAPCriterion:
     involved). Without one (test phase) only the logits are used.
     """
 
-    def __init__(self, supervision, encoder, alpha, text_folder=None, gather=None, text_set=None, text_dir=None):
+    def __init__(self, supervision, encoder, alpha, label_set=None, gather=None):
         self.supervision = supervision
         self.encoder = encoder
         self.alpha = float(alpha)
-        self.text_folder = text_folder
-        self.text_set, self.text_dir = text_set, text_dir  # where class_names() reads the run's names
+        self.label_set = label_set  # the run's: class names for pictures, file hashes for provenance
         self.gather = gather  # None: one process; else rows of every rank, with gradients (distribute)
         self._class_embeddings = None
 
     def class_names(self, num_class):
-        """The first `num_class` label names of the run's own descriptions (--text-dir or the
-        dataset's), for logs and pictures; None when they cannot be read."""
-        from text.descriptions import load_descriptions
-        try:
-            with warnings.catch_warnings():  # notes on the paper's files were shown when training
-                warnings.simplefilter('ignore')
-                return list(load_descriptions(self.text_set, num_class, self.text_dir).names)
-        except UserError:
-            return None
+        return class_names(self.label_set, num_class)
 
     def distribute(self, gather, rank):
         """Under DDP: the text term compares every sample of the global batch with every other, as
         one process (or DataParallel) does: `gather` concatenates every rank's rows, with gradients;
         each rank draws its own synonyms (generator seed + rank).
 
-        No rescaling is needed: every rank computes the same global text term T; the gather's
-        backward sums over the ranks the gradient each rank's T gives this rank's rows, and DDP's
-        average of those W equal contributions is T's 1-process gradient. Cross-entropy stays the
-        rank's own mean, whose average over equal per-rank batches is the global mean.
+        No rescaling is needed: every rank computes the same global loss L (cross-entropy and text
+        term, from the gathered rows); the gather's backward sums over the ranks the gradient each
+        rank's L gives this rank's rows, and DDP's average of those W equal contributions is L's
+        1-process gradient.
         """
         self.gather = gather
         if self.supervision is not None and rank:
@@ -120,8 +131,8 @@ class GAPCriterion:
     def provenance(self):
         """The text side of a run: encoder and weights identity, description files, prompt hash."""
         out = {'kind': 'gap', 'encoder': self.encoder, 'loss_alpha': self.alpha}
-        if self.text_folder is not None:
-            out.update(text_folder=str(self.text_folder), text_files=file_hashes(self.text_folder))
+        if self.label_set is not None:
+            out.update(text_folder=str(self.label_set.folder), text_files=self.label_set.file_hashes())
         if self.supervision is not None:
             texts = self.supervision.texts
             out.update(encoder_weights=self.supervision.encoder_description, prompts=len(texts),
@@ -143,17 +154,14 @@ class GAPCriterion:
         return None
 
     def __call__(self, output, labels):
+        """GAP's loss (model/losses.py gap_loss) against this rank's text targets (its own synonym
+        draws); under DDP over every rank's rows (distribute)."""
         logits, global_feats, logit_scale, parts = output
-        if self.gather is None:
-            total, ce, text = self.supervision.loss(logits, labels, global_feats[self.encoder], parts,
-                                                    logit_scale, self.alpha)
-            return {'loss': total, 'ce': ce, 'text': text}
-        g = self.gather  # this rank's targets (its own synonym draws), then every rank's rows
+        g = self.gather or (lambda rows: rows)
         targets = self.supervision.targets(labels)
-        text = text_loss(g(labels), g(global_feats[self.encoder]), [g(p) for p in parts], [g(t) for t in targets],
-                         logit_scale)
-        ce = F.cross_entropy(logits.float(), labels)
-        return {'loss': ce + self.alpha * text, 'ce': ce, 'text': text}
+        total, ce, text = gap_loss(g(logits), g(labels), g(global_feats[self.encoder]), [g(p) for p in parts],
+                                   [g(t) for t in targets], logit_scale, self.alpha)
+        return {'loss': total, 'ce': ce, 'text': text}
 
     def logits(self, output):
         return output[0]
@@ -169,13 +177,13 @@ class GAPCriterion:
         feature = F.normalize(output[1][self.encoder].float(), dim=-1)
         return {'text': feature @ self._class_embeddings.to(feature.device).t()}
 
-    def benchmark_variants(self, arg):
-        """The criteria `--phase benchmark` times, as changes to the run's args ({}: this one):
-        text targets from the frozen table, and upstream's way (the batch's prompts re-encoded
-        with gradients every step)."""
+    def benchmark_variants(self, args):
+        """The criteria `--phase benchmark` times, as changes to the run's criterion_args `args`
+        ({}: this one): text targets from the frozen table, and upstream's way (the batch's prompts
+        re-encoded with gradients every step)."""
         frozen = self.supervision is None or self.supervision.frozen
-        per_step = dict(te_lr_ratio=arg.te_lr_ratio or 1.0, text_embeddings=None,
-                        text_encoder_weights=per_step_weights(arg.text_encoder_weights, self.encoder))
+        per_step = dict(te_lr_ratio=args.get('te_lr_ratio') or 1.0, text_embeddings=None,
+                        text_encoder_weights=per_step_weights(args.get('text_encoder_weights'), self.encoder))
         return {'gap_frozen': {} if frozen else {'te_lr_ratio': 0.0},
                 'gap_text_per_step': per_step if frozen else {}}
 

@@ -1,30 +1,29 @@
-"""Load and validate the action-description files of one dataset (upstream's line formats).
+"""The line formats of action descriptions: parse and validate the files of one label set.
 
-A dataset folder (text/ntu, text/ucla, or any folder a user points to) holds, one line per class
-in label order:
+Which files a label set's folder holds, and which of them a run reads, is text/label_set.py's
+business; this module reads files it is given. Our format, one line per class in label order:
   label_names.txt  `label name`
   synonyms.txt     `label name,syn1, syn2, ...`          (comma separated, label name first)
   sentences.txt    `label name,<paragraph>`              (split on the first comma only)
   parts.txt        `label name;head ...;hand ...;arm ...;hip ...;leg ...;foot ...`
 Our own files (and the generator's output) are checked strictly: no repeated synonym, no
 placeholder, no two classes with the same text, every part field opening with its part word.
-
-The paper's own files, under the paper's names, load too (`--text-dir` pointed at upstream's
-`text/` folder); see PAPER_FILES and check_paper_files for what is accepted there and why.
+The paper's own files are read leniently; see check_paper_files for what is accepted there and why.
 
 Validate from the shell: `python text/descriptions.py ntu --min-synonyms 8` lists every problem.
 """
 import argparse
 import re
-import warnings
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from torchlight.errors import UserError, run_cli
+if __package__ in (None, ''):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-TEXT_DIR = Path(__file__).resolve().parent
-DATASET_CLASSES = {'ntu': 120, 'ucla': 10}
+from torchlight.errors import run_cli  # noqa: E402
+
 FILES = ('label_names.txt', 'synonyms.txt', 'sentences.txt', 'parts.txt')
 PART_WORDS = ('head', 'hand', 'arm', 'hip', 'leg', 'foot')
 # A part field must open with its part word; plural forms read naturally ("feet stay flat").
@@ -33,24 +32,7 @@ _PART_FORMS = {'head': ('head', 'heads'), 'hand': ('hand', 'hands'), 'arm': ('ar
 _PLACEHOLDER = re.compile(
     r'\b(todo|tbd|fixme|placeholder|lorem ipsum|xxx+)\b|[<>{}]|\.\.\.|\u2026', re.IGNORECASE)
 _EMPTY_WORDS = {'', 'n/a', 'na', 'none', 'nothing', 'same', 'null', '-', '?'}
-FORMATS = ('auto', 'ours', 'paper')
-
-
-class PaperFiles(NamedTuple):
-    """The paper's file names for one dataset; label_names: candidates, first found wins."""
-    synonyms: str
-    sentences: str
-    parts: str
-    label_names: tuple
-
-
-# Upstream's text/ folder holds both sets side by side; NW-UCLA has no label-name file.
-PAPER_FILES = {
-    'ntu': PaperFiles('synonym_openai_t01.txt', 'sentence_openai_t01.txt', 'pasta_openai_t01.txt',
-                      ('ntu120_label_map.txt', 'label_names.txt')),
-    'ucla': PaperFiles('ucla_synonym_openai_t01.txt', 'ucla_sentence_openai_t01.txt',
-                       'ucla_pasta_openai_t01.txt', ()),
-}
+FORMATS = ('ours', 'paper')
 
 
 @dataclass(frozen=True)
@@ -171,7 +153,7 @@ def parse_paper_parts_line(line):
     return fields[0], tuple(parts)
 
 
-def _read_lines(path, problems):
+def read_lines(path, problems):
     """Non-blank lines with their 1-based numbers; blank lines inside the file and an empty file
     are problems."""
     try:
@@ -201,54 +183,11 @@ def _check_count(path, lines, num_class, num_names, problems):
         problems.append(Problem(path, lines[-1][0], f'{len(lines)} classes, expected {expected}'))
 
 
-def check_files(text_dir, num_class=None, min_synonyms=1, text_format='auto', dataset=None):
-    """Validate the description files of `text_dir`; return (Descriptions of the first num_class
-    classes or None, problems). A description file holds either num_class lines or one per label
-    name (NTU60 runs use the first 60 of the 120 NTU RGB+D 120 classes).
-
-    text_format 'ours' checks our four files strictly, 'paper' reads the paper's files leniently
-    (check_paper_files; `dataset` picks the NTU or NW-UCLA set), 'auto' picks by what the folder
-    holds (detect_format)."""
-    text_dir = Path(text_dir)
-    if text_format not in FORMATS:
-        raise ValueError(f'text_format must be one of {FORMATS}, got {text_format!r}')
-    if text_format == 'auto':
-        text_format = detect_format(text_dir, dataset)
-    if text_format == 'paper':
-        return check_paper_files(text_dir, num_class, dataset)
-    return check_our_files(text_dir, num_class, min_synonyms)
-
-
-def _paper_sets_present(text_dir):
-    return [d for d, files in PAPER_FILES.items()
-            if (text_dir / files.synonyms).is_file() or (text_dir / files.parts).is_file()]
-
-
-def detect_format(text_dir, dataset=None):
-    """'ours' when the folder holds any of our description files (or nothing known, so that the
-    problems name our files), 'paper' when it holds the paper's files of `dataset` (of either
-    dataset when None)."""
-    text_dir = Path(text_dir)
-    if any((text_dir / name).is_file() for name in FILES[1:]):
-        return 'ours'
-    present = _paper_sets_present(text_dir)
-    if present and (dataset is None or dataset in present):
-        return 'paper'
-    return 'ours'
-
-
 def check_our_files(text_dir, num_class=None, min_synonyms=1):
     """Strict check of our four files (label_names, synonyms, sentences, parts .txt)."""
     text_dir = Path(text_dir)
     problems = []
-    if not any((text_dir / name).is_file() for name in FILES):
-        present = _paper_sets_present(text_dir) if text_dir.is_dir() else []
-        if present:  # the paper's files, but not for the dataset asked for
-            problems.append(Problem(text_dir, 0, f"holds the paper's files of {' and '.join(present)} "
-                                    "only, none of this dataset's (nor label_names.txt, synonyms.txt, "
-                                    "sentences.txt, parts.txt)"))
-            return None, problems
-    name_lines = _read_lines(text_dir / 'label_names.txt', problems)
+    name_lines = read_lines(text_dir / 'label_names.txt', problems)
     if name_lines is None:
         return None, problems
     names = [line.strip() for _, line in name_lines]
@@ -269,7 +208,7 @@ def check_our_files(text_dir, num_class=None, min_synonyms=1):
     parsed = {}
     for filename, parse in parsers.items():
         path = text_dir / filename
-        lines = _read_lines(path, problems)
+        lines = read_lines(path, problems)
         if lines is None:
             continue
         _check_count(path, lines, num_class, len(names), problems)
@@ -300,8 +239,9 @@ def check_our_files(text_dir, num_class=None, min_synonyms=1):
                         parts=parsed['parts.txt'][:num_class]), problems
 
 
-def check_paper_files(text_dir, num_class=None, dataset=None):
-    """Read the paper's own files (PAPER_FILES[dataset]) as the paper's code reads them.
+def check_paper_files(text_dir, num_class, files):
+    """Read one set of the paper's own files (`files`: text.label_set.PaperFiles, their names) as
+    the paper's code reads them.
 
     The paper's code splits each line (synonyms on ',', parts on ';') and uses the fields by
     position, without any check, so the trainer must see the same texts to reproduce it. Accepted
@@ -312,8 +252,8 @@ def check_paper_files(text_dir, num_class=None, dataset=None):
     error), a synonyms line with nothing after the label name. Dropped: empty synonym entries (`,,`, a trailing comma) and a
     trailing semicolon of a parts line. Fields past the seventh of a parts line join the foot
     field (upstream's foot prompt takes every field after the hip one). Label names come from
-    ntu120_label_map.txt or label_names.txt (NTU) if present, else from the first field of the
-    synonyms lines (NW-UCLA has no label-name file); the sentence file is optional (training does
+    files.label_names (the NTU set's ntu120_label_map.txt or label_names.txt) if present, else from
+    the first field of the synonyms lines (NW-UCLA has no label-name file); the sentence file is optional (training does
     not read it). Still refused, as they would misalign or break the classes: a missing
     synonyms or parts file, an empty file, a blank line inside a file, a line count that is
     neither num_class nor the number of label names, a parts line with fewer than the six part
@@ -322,18 +262,6 @@ def check_paper_files(text_dir, num_class=None, dataset=None):
     label name."""
     text_dir = Path(text_dir)
     problems = []
-    if dataset is None:
-        present = _paper_sets_present(text_dir)
-        if len(present) != 1:
-            what = ('the paper\'s files of both ntu and ucla' if present else
-                    "none of the paper's files (" + ', '.join(PAPER_FILES['ntu'][:3]) + ', ucla_...)')
-            problems.append(Problem(text_dir, 0, f'holds {what}; say which dataset'))
-            return None, problems
-        dataset = present[0]
-    if dataset not in PAPER_FILES:
-        raise UserError(f'unknown text dataset {dataset!r}; expected one of {sorted(PAPER_FILES)}')
-    files = PAPER_FILES[dataset]
-
     parsed, names_of = {}, {}
     kinds = [('synonyms', files.synonyms, parse_paper_synonyms_line),
              ('parts', files.parts, parse_paper_parts_line)]
@@ -341,7 +269,7 @@ def check_paper_files(text_dir, num_class=None, dataset=None):
         kinds.append(('sentences', files.sentences, parse_paper_sentence_line))
     for kind, filename, parse in kinds:
         path = text_dir / filename
-        lines = _read_lines(path, problems)
+        lines = read_lines(path, problems)
         if lines is None:
             continue
         values, line_names = [], []
@@ -357,7 +285,7 @@ def check_paper_files(text_dir, num_class=None, dataset=None):
 
     label_path = next((text_dir / n for n in files.label_names if (text_dir / n).is_file()), None)
     if label_path is not None:
-        name_lines = _read_lines(label_path, problems) or []
+        name_lines = read_lines(label_path, problems) or []
         names = [line.strip() for _, line in name_lines]
     elif 'synonyms' in parsed:
         label_path = parsed['synonyms'][0]
@@ -391,50 +319,22 @@ def check_paper_files(text_dir, num_class=None, dataset=None):
                                          in enumerate(names_of['parts'][:num_class]))), problems
 
 
-def dataset_dir(dataset=None, text_dir=None):
-    """The folder of a dataset's files: `text_dir` if given, else text/<dataset>."""
-    if text_dir is not None:
-        return Path(text_dir)
-    if dataset not in DATASET_CLASSES:
-        raise UserError(f'unknown text dataset {dataset!r}; expected one of {sorted(DATASET_CLASSES)}')
-    return TEXT_DIR / dataset
-
-
-def load_descriptions(dataset=None, num_class=None, text_dir=None, min_synonyms=1, text_format='auto'):
-    """Descriptions of the first `num_class` classes; UserError naming file:line on any problem.
-    A folder holding the paper's files (PAPER_FILES) is read leniently (check_paper_files), ours
-    strictly; `text_format` ('auto', 'ours', 'paper') forces one. A paper-file note is a warning."""
-    folder = dataset_dir(dataset, text_dir)
-    descriptions, problems = check_files(folder, num_class, min_synonyms, text_format, dataset)
-    if problems:
-        command = f'python text/descriptions.py {folder}'
-        if dataset is not None and text_dir is not None:
-            command += f' --dataset {dataset}'
-        more = f' (and {len(problems) - 1} more; list them with `{command}`)' if len(problems) > 1 else ''
-        raise UserError(f'description file: {problems[0]}{more}')
-    for note in descriptions.notes:
-        warnings.warn(f'description file: {note}')
-    return descriptions
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Validate the action-description files of a dataset.')
-    parser.add_argument('where', metavar='dataset_or_folder',
+    from text.label_set import LabelSet  # it reads its folder with this module: imported here, not at the top
+    parser = argparse.ArgumentParser(description='Validate the action-description files of a label set.')
+    parser.add_argument('where', metavar='label_set',
                         help="'ntu', 'ucla' or a folder holding our four files or the paper's files")
-    parser.add_argument('--dataset', choices=sorted(DATASET_CLASSES), default=None,
-                        help="which of the paper's file sets a folder holding both is read for")
-    parser.add_argument('--format', dest='text_format', choices=FORMATS, default='auto',
-                        help="'ours' (strict), 'paper' (the paper's files, lenient) or 'auto' (by file names)")
-    parser.add_argument('--num-class', type=int, default=None)
+    parser.add_argument('--format', dest='text_format', choices=FORMATS, default=None,
+                        help="'ours' (strict) or 'paper' (the paper's files, lenient) (default: by file names)")
+    parser.add_argument('--num-class', type=int, default=None,
+                        help="check the first N classes (default: all); in a folder holding several of "
+                             "the paper's sets, the smallest holding N is read")
     parser.add_argument('--min-synonyms', type=int, default=8,
                         help='quality bar for our shipped files (training itself needs 1; '
                              "not applied to the paper's files)")
     args = parser.parse_args(argv)
-    if args.where in DATASET_CLASSES:
-        folder, dataset = dataset_dir(args.where), args.dataset or args.where
-    else:
-        folder, dataset = Path(args.where), args.dataset
-    descriptions, problems = check_files(folder, args.num_class, args.min_synonyms, args.text_format, dataset)
+    label_set = LabelSet.open(args.where)
+    descriptions, problems = label_set.check(args.num_class, args.min_synonyms, args.text_format)
     for problem in problems:
         print(problem)
     if problems:
@@ -442,7 +342,7 @@ def main(argv=None):
     for note in descriptions.notes:
         print(f'note: {note}')
     kind = " (the paper's files, read leniently)" if descriptions.text_format == 'paper' else ''
-    print(f'ok: {folder}: {len(descriptions)} classes{kind}')
+    print(f'ok: {label_set.folder}: {len(descriptions)} classes{kind}')
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Encode every prompt of a dataset once and write the table to one file (text/embedding_file.py).
+"""Encode every prompt of a label set once and write the table to one file (text/embedding_file.py).
 
     python text/export_embeddings.py --dataset ucla --encoder all-MiniLM-L6-v2 -o ucla_minilm.pt
 
@@ -16,39 +16,38 @@ import torch
 if __package__ in (None, ''):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from text.descriptions import DATASET_CLASSES
 from text.embedding_file import save_embedding_file
+from text.label_set import LabelSet
 from text.supervision import build_encoder, encode_all, prompt_bank
 from torchlight.errors import UserError, run_cli
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Encode the prompts of a dataset with a text encoder and write the table to '
+        description='Encode the prompts of a label set with a text encoder and write the table to '
                     'one file, for training with --text-embeddings FILE.')
-    parser.add_argument('--dataset', required=True, choices=sorted(DATASET_CLASSES),
-                        help='dataset whose descriptions to encode (required)')
+    parser.add_argument('--dataset', '--text-dir', dest='dataset', required=True, metavar='LABEL_SET',
+                        help="label set whose descriptions to encode: 'ntu', 'ucla' or a folder of "
+                             "description files, as the trainer's --text-dir (required)")
     parser.add_argument('--encoder', required=True,
                         help="text encoder name, e.g. ViT-B/32 or all-MiniLM-L6-v2 (required)")
     parser.add_argument('--weights', default=None,
                         help="encoder weights: a CLIP .pt file or a MiniLM model folder, or 'random' "
                              "(tests only) (default: the encoder's own: clip's cache, downloaded "
                              "when missing; MiniLM's packaged weights)")
-    parser.add_argument('--text-dir', default=None,
-                        help='folder with the four description files (default: text/<dataset>)')
     parser.add_argument('--num-class', type=int, default=None,
-                        help='encode the first N classes (default: ' + ', '.join(
-                            f'{n} for {d}' for d, n in sorted(DATASET_CLASSES.items())) + ')')
+                        help="encode the first N classes (default: all of the label set's)")
     parser.add_argument('--device', default='cpu', help='where to run the encoder (default: cpu)')
     parser.add_argument('-o', '--output', required=True, metavar='FILE',
                         help='file to write (required; replaced atomically if it exists)')
     return parser.parse_args(argv)
 
 
-def export(dataset, encoder_name, output, weights=None, text_dir=None, num_class=None,
-           device='cpu', log=print):
-    """Build the prompts, encode them once, write the file; returns (path, number of prompts, width)."""
-    num_class = DATASET_CLASSES[dataset] if num_class is None else num_class
+def export(dataset, encoder_name, output, weights=None, num_class=None, device='cpu', log=print):
+    """Build the prompts of label set `dataset` (a name or folder), encode them once, write the
+    file; returns (path, number of prompts, width)."""
+    label_set = LabelSet.open(dataset)
+    num_class = len(label_set) if num_class is None else num_class
     if num_class < 1:
         raise UserError(f'--num-class must be at least 1, got {num_class}')
     try:
@@ -60,7 +59,7 @@ def export(dataset, encoder_name, output, weights=None, text_dir=None, num_class
     output = Path(output)
     if output.is_dir():
         raise UserError(f'output {output} is a folder; give a file path with -o')
-    texts = prompt_bank(dataset, num_class, text_dir).all_texts()
+    texts = prompt_bank(label_set, num_class).all_texts()
     start = time.perf_counter()
     encoder = build_encoder(encoder_name, weights, device, weights_flag='--weights').float()
     encoder.requires_grad_(False)
@@ -79,8 +78,8 @@ def export(dataset, encoder_name, output, weights=None, text_dir=None, num_class
 
 def main(argv=None):
     args = parse_args(argv)
-    export(args.dataset, args.encoder, args.output, weights=args.weights, text_dir=args.text_dir,
-           num_class=args.num_class, device=args.device)
+    export(args.dataset, args.encoder, args.output, weights=args.weights, num_class=args.num_class,
+           device=args.device)
     return 0
 
 

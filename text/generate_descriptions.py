@@ -26,8 +26,9 @@ from pathlib import Path
 if __package__ in (None, ''):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from text.descriptions import (PART_WORDS, _PART_FORMS, dataset_dir, normalize, parse_parts_line,
-                               parse_sentence_line, parse_synonyms_line)
+from text.descriptions import (PART_WORDS, _PART_FORMS, normalize, parse_parts_line, parse_sentence_line,
+                               parse_synonyms_line)
+from text.label_set import LabelSet, resolve
 from torchlight import io
 from torchlight.errors import UserError, run_cli
 
@@ -196,10 +197,7 @@ def generate(text_dir, client, kinds=tuple(PROMPTS), min_synonyms=8, attempts=3,
     """Fill the missing or invalid lines of each kind's file, or with `regenerate` write every line
     anew (the existing ones ignored); returns the failed (kind, name) pairs."""
     text_dir = Path(text_dir)
-    names_path = text_dir / 'label_names.txt'
-    if not names_path.is_file():
-        raise UserError(f'{names_path} not found: it lists the classes to describe, one per line')
-    names = [n.strip() for n in names_path.read_text(encoding='utf-8-sig').splitlines() if n.strip()]
+    names = LabelSet(text_dir).names
     failed = []
     for kind in kinds:
         path = text_dir / FILES[kind]
@@ -224,8 +222,8 @@ def generate(text_dir, client, kinds=tuple(PROMPTS), min_synonyms=8, attempts=3,
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     where = parser.add_mutually_exclusive_group()
-    where.add_argument('--dataset', choices=['ntu', 'ucla'], default='ntu')
-    where.add_argument('--text-dir', help='folder holding label_names.txt (default text/<dataset>)')
+    where.add_argument('--dataset', default='ntu', help="a label set shipped in text/ (default: ntu)")
+    where.add_argument('--text-dir', help='the folder of a label set, holding label_names.txt')
     parser.add_argument('--kinds', nargs='+', choices=list(PROMPTS), default=list(PROMPTS))
     parser.add_argument('--base-url', default=os.environ.get('OPENAI_BASE_URL') or DEFAULT_BASE_URL)
     parser.add_argument('--model', default=os.environ.get('OPENAI_MODEL'))
@@ -241,7 +239,7 @@ def main(argv=None):
     if not args.model:
         raise UserError('no model: pass --model NAME or set OPENAI_MODEL')
     client = ChatClient(args.base_url, args.model, args.api_key, args.timeout, args.retries, args.backoff)
-    folder = dataset_dir(args.dataset, args.text_dir)
+    folder = resolve(args.text_dir or args.dataset)
     failed = generate(folder, client, args.kinds, args.min_synonyms, args.attempts,
                       regenerate=args.regenerate)
     if failed:

@@ -15,11 +15,10 @@ import warnings
 
 import torch
 
-from model.losses import gap_loss
 from text import cache as text_cache
-from text.descriptions import load_descriptions
 from text.embedding_file import load_embedding_file
 from text.encoders import build_encoder, weights_identity
+from text.label_set import LabelSet
 from text.prompts import SET_NAMES, build_prompts
 from torchlight.errors import UserError
 
@@ -39,9 +38,11 @@ def encode_all(encoder, texts, batch_size=ENCODE_BATCH):
     return table[torch.tensor([index[t] for t in texts], device=table.device)]
 
 
-def prompt_bank(dataset, num_class, text_dir=None):
-    """The validated descriptions of a dataset (or of text_dir) turned into its five prompt sets."""
-    return build_prompts(load_descriptions(dataset, num_class, text_dir))
+def prompt_bank(label_set, num_class=None):
+    """The five prompt sets of the first `num_class` classes of a label set (a LabelSet, or its name
+    or folder), from its validated descriptions."""
+    label_set = label_set if isinstance(label_set, LabelSet) else LabelSet.open(label_set)
+    return build_prompts(label_set.descriptions(num_class))
 
 
 class TextSupervision:
@@ -69,12 +70,11 @@ class TextSupervision:
         self.width = table.shape[1] if table is not None else encoder.width
 
     @classmethod
-    def build(cls, dataset, num_class, encoder_name, weights=None, device='cpu', cache_dir=None,
-              te_lr_ratio=0.0, text_dir=None, seed=0, log=print, download_root=None,
-              text_embeddings=None, width=None):
-        """Load and validate the descriptions, build the prompts, and the table or the encoder."""
+    def build(cls, label_set, num_class, encoder_name, weights=None, device='cpu', cache_dir=None,
+              te_lr_ratio=0.0, seed=0, log=print, download_root=None, text_embeddings=None, width=None):
+        """Load and validate the label set's descriptions, build the prompts, and the table or the encoder."""
         device = torch.device(device)
-        bank = prompt_bank(dataset, num_class, text_dir)
+        bank = prompt_bank(label_set, num_class)
         texts = bank.all_texts()
         if text_embeddings is not None:  # a table exported ahead: no encoder package needed here
             if te_lr_ratio > 0:
@@ -158,10 +158,6 @@ class TextSupervision:
         unique, inverse = torch.unique(rows, return_inverse=True)
         embeddings = self.encoder.encode([self.texts[i] for i in unique.tolist()])
         return list(embeddings[inverse].unbind(0))
-
-    def loss(self, logits, labels, global_feat, part_feats, logit_scale, alpha):
-        """GAP's training loss (model/losses.py) against this batch's text targets: (total, ce, text)."""
-        return gap_loss(logits, labels, global_feat, part_feats, self.targets(labels), logit_scale, alpha)
 
     def __repr__(self):
         mode = 'frozen table' if self.frozen else f'fine-tuned (lr ratio {self.te_lr_ratio})'

@@ -95,7 +95,7 @@ def data_loaders(arg, device, log):
 
 
 # What a model trained on one feeder's items needs the other's to share.
-AGREE = ('modality', 'layout', 'num_class', 'text_set')
+AGREE = ('modality', 'layout', 'num_class')
 
 
 def check_feeders_agree(train, test, feeder):

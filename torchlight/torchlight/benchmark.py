@@ -8,7 +8,7 @@ load from other processes falls on all of them alike:
   ctrgcn             plain CTR-GCN built from the config's model args (same classes, joints,
                      persons, graph) by the model module's `Model`, cross-entropy only
   <variants>         the configured model with each criterion its criterion's
-                     `benchmark_variants(arg)` names, as changes to the run's args (GAP's:
+                     `benchmark_variants(args)` names, as changes to the run's criterion_args (GAP's:
                      gap_frozen, text targets from the frozen table; gap_text_per_step, the
                      batch's prompts re-encoded with grad every step, upstream's way)
   model_only         forward + backward of the configured skeleton model alone (a trivial loss,
@@ -183,12 +183,7 @@ def _core(model):
 
 def _wrap_like(model, processor):
     """Wrap `model` as prepare() wrapped the processor's (DDP / DataParallel, then torch.compile)."""
-    wrap = getattr(assemble, 'wrap_model', None)
-    if wrap is not None:
-        return wrap(model, processor.arg, processor.device, processor.gpus, training=True)[0]
-    if len(processor.gpus) > 1:
-        model = torch.nn.DataParallel(model, device_ids=processor.gpus, output_device=processor.gpus[0])
-    return torch.compile(model) if processor.arg.compile else model
+    return assemble.wrap_model(model, processor.arg, processor.device, processor.gpus, training=True)[0]
 
 
 def plain_model(processor):
@@ -220,19 +215,15 @@ def _stderr(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def _criterion(processor, **changes):
-    """The criterion prepare() would build with some args changed (its own build_criterion when
-    it has one: the same factory call, the same DDP hook-up)."""
+def _criterion(processor, changes):
+    """The criterion prepare() would build with `changes` to the run's criterion_args (the same
+    factory call, the same DDP hook-up); returns it and the args it was built from."""
     arg = copy.copy(processor.arg)
-    for key, value in changes.items():
-        setattr(arg, key, value)
+    arg.criterion_args = {**arg.criterion_args, **changes}
     saved = processor.arg
     try:
         processor.arg = arg
-        if hasattr(processor, 'build_criterion'):
-            return processor.build_criterion(), arg
-        return import_class(arg.criterion)(model=processor.model_core, dataset=processor.loaders['test'].dataset,
-                                           arg=arg, device=processor.device, log=processor.log, training=True), arg
+        return processor.build_criterion(), arg
     finally:
         processor.arg = saved
 
@@ -262,7 +253,8 @@ def build_arms(processor, pool):
 
     arms, missing, notes = {}, {}, {}
     configured = processor.criterion
-    variants = configured.benchmark_variants(arg) if hasattr(configured, 'benchmark_variants') else {}
+    variants = (configured.benchmark_variants(dict(arg.criterion_args))
+                if hasattr(configured, 'benchmark_variants') else {})
     apply_learning_rate(processor.optimizer, learning_rate(0, arg.base_lr, arg.step, arg.lr_decay_rate,
                                                            arg.warm_up_epoch))
     processor.model.train()
@@ -293,7 +285,7 @@ def build_arms(processor, pool):
         try:
             if changes:
                 start = time.perf_counter()
-                criterion, a = _criterion(processor, **changes)
+                criterion, a = _criterion(processor, changes)
                 notes[f'{name}_setup_s'] = time.perf_counter() - start
                 criterion.train()
                 opt, scaler = fresh_optimizer(processor.model_core, criterion, a)

@@ -120,9 +120,29 @@ RESUME_FREE = ('config', 'work_dir', 'model_saved_name', 'phase', 'start_epoch',
                'print_log', 'log_interval', 'show_topk', 'save_score')
 
 
+# Flags that runs before criterion_args held at the top level, with the values that meant "unset".
+LEGACY_CRITERION_FLAGS = {'loss_alpha': None, 'te_lr_ratio': 0.0, 'text_dir': None, 'text_encoder_weights': None,
+                          'text_embeddings': None}
+
+
+def upgraded_settings(saved, current):
+    """A run's settings from before criterion_args, in today's shape: its criterion flags move into
+    criterion_args, where an unset one takes today's value (the entry script's, as it did then)."""
+    if 'criterion_args' in saved or not any(key in saved for key in LEGACY_CRITERION_FLAGS):
+        return saved
+    saved = dict(saved)
+    criterion_args = dict(current.get('criterion_args') or {})
+    for key, unset in LEGACY_CRITERION_FLAGS.items():
+        value = saved.pop(key, unset)
+        if value != unset:
+            criterion_args[key] = value
+    return {**saved, 'criterion_args': criterion_args}
+
+
 def check_resume_settings(saved, current, epochs_done):
     """A one-line UserError naming every setting of `current` that differs from the run's `saved`
     ones (both values), except RESUME_FREE and --num-epoch (any count not below the epochs done)."""
+    saved = upgraded_settings(saved, current)
     changed = []
     for key in sorted(set(saved) | set(current)):
         if key in RESUME_FREE or key == 'num_epoch' or saved.get(key) == current.get(key):

@@ -16,6 +16,25 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return text
 
 
+# Upstream's flags (and config keys) for settings of the criterion: each fills its key of
+# criterion_args. Beyond this table the trainer knows none of them; the criterion checks them.
+CRITERION_ALIASES = {
+    'loss_alpha': (float, 'weight of the text loss (upstream: 0.8 NTU, 1.0 NW-UCLA)'),
+    'te_lr_ratio': (float, 'text-encoder lr = base-lr x ratio; 0 (the default) keeps it frozen, 1 is upstream'),
+    'text_dir': (str, "the run's label set: 'ntu', 'ucla' or a folder of description files (label_names, "
+                      "synonyms, sentences, parts .txt, or the paper's files)"),
+    'text_encoder_weights': (str, "local text-encoder weights file, or 'random' (tests/benchmarks only)"),
+    'text_embeddings': (str, 'a table from text/export_embeddings.py: train without the text encoder package'),
+}
+
+
+class CriterionAlias(argparse.Action):
+    """An alias flag on the command line sets its key of criterion_args, over the config's."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.criterion_args = {**(namespace.criterion_args or {}), self.dest: values}
+
+
 def device_id(value):
     """A GPU index, or 'cpu' to ask for the CPU explicitly."""
     return 'cpu' if str(value).lower() == 'cpu' else int(value)
@@ -36,7 +55,7 @@ def get_parser(prog=None, description=None):
     p.add_argument('--eval-interval', type=int, default=5, help='evaluate every N epochs (and the last)')
     p.add_argument('--print-log', type=str2bool, default=True, help='also write <work_dir>/log.txt')
     p.add_argument('--show-topk', type=int, default=[1, 5], nargs='+', help='which Top-k accuracies to show')
-    p.add_argument('--feeder', default='feeder.feeder', help='data loader class path')
+    p.add_argument('--feeder', default=None, help='data loader class path')
     p.add_argument('--num-worker', type=int, default=32, help='DataLoader workers')
     p.add_argument('--train-feeder-args', action=DictAction, default={}, help="k=v,... merged into the config's")
     p.add_argument('--test-feeder-args', action=DictAction, default={}, help="k=v,... merged into the config's")
@@ -61,17 +80,12 @@ def get_parser(prog=None, description=None):
     p.add_argument('--warm_up_epoch', type=int, default=0, help='linear warm-up epochs')
     p.add_argument('--criterion', default='text.criterion.build',
                    help='factory of the loss (cross-entropy for plain models, text supervision for GAP)')
-    p.add_argument('--loss-alpha', type=float, default=None,
-                   help='weight of the text loss; None: 0.8 for NTU, 1.0 for NW-UCLA (upstream)')
-    p.add_argument('--te-lr-ratio', type=float, default=0.0,
-                   help='text-encoder lr = base-lr x ratio; 0 (default) keeps it frozen, 1 is upstream')
-    p.add_argument('--text-dir', default=None,
-                   help="folder of description files (label_names, synonyms, sentences, parts .txt) "
-                        "replacing the dataset's own in text/, e.g. the paper's original files")
-    p.add_argument('--text-encoder-weights', default=None,
-                   help="local text-encoder weights file, or 'random' (tests/benchmarks only)")
-    p.add_argument('--text-embeddings', default=None,
-                   help='a table from text/export_embeddings.py: train without the text encoder package')
+    p.add_argument('--criterion-args', action=DictAction, default={},
+                   help="k=v,... merged into the config's; the criterion's settings (the flags below fill them)")
+    for key, (kind, text) in CRITERION_ALIASES.items():
+        p.add_argument('--' + key.replace('_', '-'), dest=key, type=kind, action=CriterionAlias,
+                       default=argparse.SUPPRESS, help=f'{text}; sets criterion_args {key} (default: the '
+                                                       "config's, else the entry script's)")
     p.add_argument('--precision', default=None, choices=['fp32', 'fp16', 'bf16'],
                    help='autocast precision; None: fp16 on CUDA (upstream AMP), fp32 on the CPU')
     p.add_argument('--deterministic', type=str2bool, default=False,
@@ -91,34 +105,44 @@ def get_parser(prog=None, description=None):
 
 
 def parse_args(argv=None, defaults=None, prog=None, description=None):
+    """The run's arguments: the command line over the config over `defaults` (the entry script's;
+    its 'criterion_args' are the lowest layer of criterion_args). An alias (CRITERION_ALIASES) in
+    the config fills criterion_args where the config's criterion_args leave its key out."""
     parser = get_parser(prog, description)
-    if defaults:
-        parser.set_defaults(**defaults)
+    defaults = dict(defaults or {})
+    entry_criterion_args = defaults.pop('criterion_args', None) or {}
+    parser.set_defaults(**defaults)
     arg = parse_with_config(parser, argv)
     # a config may write `device: 0` or `show_topk: 1`; the trainer always sees lists
     for key in ('device', 'show_topk', 'step', 'ignore_weights'):
         value = getattr(arg, key)
         if value is not None and not isinstance(value, (list, tuple)):
             setattr(arg, key, [value])
-    for key in ('train_feeder_args', 'test_feeder_args', 'model_args'):
+    for key in ('train_feeder_args', 'test_feeder_args', 'model_args', 'criterion_args'):
         if getattr(arg, key) is None:
             setattr(arg, key, {})
         elif not isinstance(getattr(arg, key), dict):
             raise UserError(f'{key}: expected a mapping, got {getattr(arg, key)!r}')
+    aliases = {key: vars(arg).pop(key) for key in CRITERION_ALIASES if key in vars(arg)}  # the config's
+    arg.criterion_args = {**entry_criterion_args, **aliases, **arg.criterion_args}
+    if not arg.feeder:
+        raise UserError('no feeder: give --feeder or a feeder: line in the config')
     return arg
 
 
-def main(argv=None, *, feeder, default_config, prog=None, description=None):
-    """Run the trainer for one dataset (its feeder class path and default config); a UserError
-    prints `error: <one line>` on stderr and returns 2. Under torchrun every process joins the
-    process group first; an error on any rank ends them all (rank 0 prints it)."""
+def main(argv=None, *, feeder, default_config, criterion_args=None, prog=None, description=None):
+    """Run the trainer for one dataset (its feeder class path, default config and criterion_args,
+    e.g. its label set); a UserError prints `error: <one line>` on stderr and returns 2. Under
+    torchrun every process joins the process group first; an error on any rank ends them all
+    (rank 0 prints it)."""
     from torchlight import distributed
     from torchlight.processor import Processor
     try:
         with distributed.session():
             try:
-                arg = distributed.check_all(parse_args, sys.argv[1:] if argv is None else argv,
-                                            {'feeder': feeder, 'config': default_config}, prog, description)
+                defaults = {'feeder': feeder, 'config': default_config, 'criterion_args': criterion_args}
+                arg = distributed.check_all(parse_args, sys.argv[1:] if argv is None else argv, defaults,
+                                            prog, description)
                 Processor(arg).run()
             except distributed.SharedError as e:  # every rank has it: rank 0 says it, then all end
                 if distributed.is_main():

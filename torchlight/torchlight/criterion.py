@@ -1,5 +1,9 @@
 """What the trainer asks of a loss: the criterion interface, and plain cross-entropy.
 
+`--criterion` names a factory, called as `factory(model=..., args=..., seed=..., device=...,
+log=..., training=...)`: `args` is the run's criterion_args dict (the criterion's own settings,
+which the factory checks: the trainer knows none of them), `training` False in the test phase.
+
 A criterion turns a model's output and the labels into named losses. The trainer sums nothing
 itself: it back-propagates `losses['loss']`, and logs, plots and checkpoints every name returned.
 
@@ -11,13 +15,14 @@ itself: it back-propagates `losses['loss']`, and logs, plots and checkpoints eve
     criterion.train() / criterion.eval()
     criterion.description     one line for the log
     criterion.warning         None, or a line the trainer repeats at the end of training
+    criterion.class_names(num_class)  (optional) the run's class names for pictures, or None (numbers)
     criterion.provenance()    (optional) what a rerun needs to know of its inputs, for provenance.json
     criterion.distribute(gather, rank)  (optional) called under torchrun/DDP: `gather(t)` concatenates
                               t over the ranks with gradients, for terms that must see the global batch
                               (without it a criterion's loss is its rank's own, averaged by DDP)
     criterion.generators()    (optional) its own torch.Generators, kept per rank in last.pt
-    criterion.benchmark_variants(arg)  (optional) {arm name: changes to arg}: the criteria
-                              `--phase benchmark` times beside the plain model ({}: this one)
+    criterion.benchmark_variants(args)  (optional) {arm name: changes to criterion_args `args`}: the
+                              criteria `--phase benchmark` times beside the plain model ({}: this one)
 """
 import torch.nn.functional as F
 
@@ -32,6 +37,12 @@ class CrossEntropy:
 
     description = 'cross-entropy only, no text encoder'
     warning = None
+
+    def __init__(self, class_names=None):
+        self.names = class_names  # num_class -> names or None: whoever builds it knows the run's label set
+
+    def class_names(self, num_class):
+        return None if self.names is None else self.names(num_class)
 
     def __call__(self, output, labels):
         ce = F.cross_entropy(output.float(), labels)

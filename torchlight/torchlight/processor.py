@@ -86,7 +86,7 @@ class Processor:
     def build_criterion(self):
         arg = self.arg
         criterion = import_class(arg.criterion)(
-            model=self.model_core, dataset=self.loaders['test'].dataset, arg=arg, device=self.device,
+            model=self.model_core, args=dict(arg.criterion_args), seed=arg.seed, device=self.device,
             log=self.log, training=arg.phase != 'test')  # a benchmark times training steps
         if distributed.launched() and hasattr(criterion, 'distribute'):
             criterion.distribute(distributed.gather, distributed.rank())
