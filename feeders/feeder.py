@@ -21,7 +21,8 @@ from torchlight.errors import UserError
 from torchlight.importing import build, import_class, signature_keywords
 from torchlight.metrics import top_k_accuracy
 
-SOURCES = {'ntu-file': 'feeders.sources.NtuFile', 'nw-ucla-json': 'feeders.sources.UclaJson'}
+SOURCES = {'ntu-file': 'feeders.sources.NtuFile', 'nw-ucla-json': 'feeders.sources.UclaJson',
+           'pyskl': 'feeders.pyskl.PysklPickle'}
 
 
 class SkeletonFeeder(Dataset):

@@ -3,6 +3,7 @@ subclass) says everything about it. Importing this module imports no layout.
 
     load_layout('ntu')                  graph.ntu_rgb_d.Graph
     load_layout('nw-ucla'), ('ucla')    graph.ucla.Graph
+    load_layout('coco')                 graph.coco.Graph (COCO-17 2D keypoints and a score)
     load_layout('mypkg.my_layout')      the module's Graph
     load_layout('mypkg.my_layout.Toy')  that class
 """
@@ -11,7 +12,8 @@ import importlib
 from graph.tools import SkeletonGraph
 from torchlight.errors import UserError
 
-LAYOUTS = {'ntu': 'graph.ntu_rgb_d.Graph', 'nw-ucla': 'graph.ucla.Graph'}
+LAYOUTS = {'ntu': 'graph.ntu_rgb_d.Graph', 'nw-ucla': 'graph.ucla.Graph',
+           'coco': 'graph.coco.Graph'}
 ALIASES = {'ucla': 'nw-ucla'}
 
 
@@ -50,8 +52,8 @@ def load_layout(name_or_path):
 
 
 def layout_name(graph_class):
-    """The name load_layout takes back to this layout: 'ntu' / 'nw-ucla' for the built-in ones,
-    else the class path. A Graph instance stands for its class."""
+    """The name load_layout takes back to this layout: 'ntu', 'nw-ucla' or 'coco' for the
+    built-in ones, else the class path. A Graph instance stands for its class."""
     if not isinstance(graph_class, type):
         graph_class = type(graph_class)
     path = f'{graph_class.__module__}.{graph_class.__qualname__}'

@@ -37,3 +37,13 @@ def reference_dir():
 @pytest.fixture
 def fixtures_dir():
     return need(FIXTURES)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (small models: threads only wait on each other)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

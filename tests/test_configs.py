@@ -66,12 +66,15 @@ def _build(config):
 @pytest.mark.parametrize('path', CONFIGS, ids=_id)
 def test_config_builds_its_model_and_feeder_arguments_fit(path):
     config = _load(path)
+    custom = path.parent.name == 'custom'  # data file, split and layout come from the command line
+    if custom:  # what the trainer takes from the test feeder (assemble.model_args_from_data)
+        config['model_args'] = {'graph': 'nw-ucla', 'num_class': 10, 'num_person': 1, **config['model_args']}
     model = _build(config)
     assert model.fc.out_features == config['model_args']['num_class']
     # The feeder's signature takes every feeder argument (data files are not needed for this).
     signature = inspect.signature(import_class(config['feeder']))
     for key in ('train_feeder_args', 'test_feeder_args'):
-        signature.bind(**config[key])
+        (signature.bind_partial if custom else signature.bind)(**config[key])
 
 
 # One forward per model class (forwards are the slow part; the classes differ, not the benchmarks).

@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO
 from text import generate_descriptions as gen
 from text.descriptions import check_our_files
+from text.label_set import LabelSet
 from torchlight.errors import UserError
 
 NAMES = ['drink water', 'kick something', 'clapping']
@@ -170,3 +171,84 @@ def test_script_runs_from_the_shell(tmp_path):
                              '--text-dir', str(tmp_path), '--model', 'm'],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.startswith('error: ') and 'label_names.txt' in result.stderr
+
+
+# ------------------------------------------------------------------------------ a new label set
+def test_a_new_label_set_from_a_plain_list_of_class_names(server, tmp_path, capsys):
+    labels = tmp_path / 'my_classes.txt'
+    labels.write_bytes('\ufeff  drink   water \r\nkick something\r\nclapping\r\n\r\n'.encode())  # BOM, CRLF
+    out = tmp_path / 'new' / 'my_labels'  # made, parents too
+    assert gen.main(['--labels', str(labels), '--text-dir', str(out), '--model', 'm',
+                     '--base-url', server.url, '--min-synonyms', '8']) == 0
+    assert (out / 'label_names.txt').read_text() == 'drink water\nkick something\nclapping\n'
+    descriptions, problems = check_our_files(out, min_synonyms=8)
+    assert problems == [] and descriptions.names == NAMES
+    assert len(server.requests) == 3 * 3
+    assert LabelSet.open(out).names == NAMES and f'ok: {out}' in capsys.readouterr().out
+
+    # the same command again resumes: nothing to ask
+    server.requests.clear()
+    assert gen.main(['--labels', str(labels), '--text-dir', str(out), '--model', 'm', '--base-url', server.url]) == 0
+    assert server.requests == []
+
+
+@pytest.mark.parametrize('text,line,problem', [
+    ('walk\n\nrun\n', 2, 'empty line: each line names one class'),
+    ('walk\nsit, then stand\n', 2, "label name 'sit, then stand' holds ','"),
+    ('walk\nrun;jog\n', 2, "label name 'run;jog' holds ';'"),
+    ('walk\nrun\n  Walk.\n', 3, "label name 'Walk.' repeats line 1"),
+    ('walk\nTODO\n', 2, "placeholder label name: 'TODO'"),
+    ('\n\n', 0, 'empty file'),
+])
+def test_problems_of_the_class_name_file_name_file_and_line(server, tmp_path, text, line, problem):
+    labels = tmp_path / 'classes.txt'
+    labels.write_text(text)
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match=rf'^class names: {re.escape(str(labels))}:{line}: {re.escape(problem)}'):
+        gen.main(['--labels', str(labels), '--text-dir', str(out), '--model', 'm', '--base-url', server.url])
+    assert not out.exists() and server.requests == []  # checked before anything is written or asked
+
+
+def test_class_name_file_problems_come_before_the_endpoint_settings(tmp_path, monkeypatch):
+    monkeypatch.delenv('OPENAI_MODEL', raising=False)
+    missing = tmp_path / 'nope.txt'
+    with pytest.raises(UserError, match=rf'^class names: {re.escape(str(missing))}:0: file not found'):
+        gen.main(['--labels', str(missing), '--text-dir', str(tmp_path / 'out')])
+    with pytest.raises(UserError, match='^--labels needs --text-dir'):
+        gen.main(['--labels', str(missing), '--model', 'm'])
+
+
+def test_a_folder_describing_other_classes_is_refused(server, tmp_path):
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'label_names.txt').write_text('drink water\nkick something\n')
+    labels = tmp_path / 'classes.txt'
+    labels.write_text('drink water\nkick\nclapping\n')
+    with pytest.raises(UserError, match=rf"^{re.escape(str(out / 'label_names.txt'))}:2 says 'kick something', "
+                                        rf"but {re.escape(str(labels))}:2 says 'kick': that folder describes other"):
+        gen.main(['--labels', str(labels), '--text-dir', str(out), '--model', 'm', '--base-url', server.url])
+    labels.write_text('drink water\nkick something\nclapping\n')  # one class more: also another set
+    with pytest.raises(UserError, match=r":3 says nothing \(the file ends\), but .*:3 says 'clapping'"):
+        gen.main(['--labels', str(labels), '--text-dir', str(out), '--model', 'm', '--base-url', server.url])
+    assert (out / 'label_names.txt').read_text() == 'drink water\nkick something\n' and server.requests == []
+
+
+def test_the_run_ends_validating_the_folder_naming_file_line_and_field(server, folder, monkeypatch):
+    gen.generate(folder, client(server), log=lambda *_: None)
+    parts = (folder / 'parts.txt').read_text().splitlines()
+    parts[1] = parts[1].replace(';hand ', ';fingers ')  # as if edited by hand after generation
+    (folder / 'parts.txt').write_text('\n'.join(parts) + '\n')
+    monkeypatch.setattr(gen, 'generate', lambda *a, **k: [])  # generation itself would repair it
+    with pytest.raises(UserError, match=rf"^description file: {re.escape(str(folder / 'parts.txt'))}:2: hand field "
+                                        r"must start with 'hand'"):
+        gen.main(['--text-dir', str(folder), '--model', 'm', '--base-url', server.url])
+
+
+def test_a_bad_class_name_file_from_the_shell_is_one_line(tmp_path):
+    labels = tmp_path / 'classes.txt'
+    labels.write_text('walk\nwalk\n')
+    result = subprocess.run([sys.executable, str(REPO / 'text' / 'generate_descriptions.py'),
+                             '--labels', str(labels), '--text-dir', str(tmp_path / 'out'), '--model', 'm'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"error: class names: {labels}:2: label name 'walk' repeats line 1\n"

@@ -91,7 +91,7 @@ def test_a_users_layout_module(toy_package):
 @pytest.mark.parametrize('name', ['kinetics', 'graph.kinetics.Graph', 'graph.ucla.Nope', '', None,
                                   '.ucla', 'nw ucla'])
 def test_unknown_layout_is_one_line_listing_the_known_names(name):
-    with pytest.raises(UserError, match=r"^unknown layout .*\(known: ntu, nw-ucla; alias ucla = "
+    with pytest.raises(UserError, match=r"^unknown layout .*\(known: ntu, nw-ucla, coco; alias ucla = "
                                         r"nw-ucla; or a module path") as e:
         load_layout(name)
     assert '\n' not in str(e.value)
@@ -170,14 +170,6 @@ def test_relation_width_is_pyskls_rule_and_upstreams_for_every_width_in_use():
     for cin in (1, 2, 4, 8, 16):
         assert CTRGC(cin, 64).conv1.out_channels == 8
     assert CTRGC(32, 64).conv1.out_channels == 4
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize('graph,channels', [(Toy2D, 2), (Toy2DScore, 3), ('test_layouts.Toy2D', 2)])

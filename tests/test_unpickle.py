@@ -105,3 +105,26 @@ def test_file_errors_are_one_line(tmp_path):
     good.write_bytes(pickle.dumps({'a': 1}))
     assert load(good) == {'a': 1}
     assert load(str(good)) == {'a': 1}
+
+
+@pytest.mark.parametrize('protocol', [2, 4, 5])
+def test_pyskl_annotation_pickles_load(protocol):
+    # pyskl's annotation files: dicts of str, ints, tuples and float16/float32 arrays (NumPy
+    # integer scalars where a script kept them); the same few NumPy globals as score files.
+    data = {'split': {'xsub_train': ['S001C001P001R001A001'], 'xsub_val': []},
+            'annotations': [{'frame_dir': 'S001C001P001R001A001', 'label': np.int64(0),
+                             'total_frames': 3, 'img_shape': (1080, 1920), 'original_shape': (1080, 1920),
+                             'keypoint': np.arange(2 * 3 * 17 * 2, dtype=np.float16).reshape(2, 3, 17, 2),
+                             'keypoint_score': np.ones((2, 3, 17), np.float16)}]}
+    restored = loads(pickle.dumps(data, protocol=protocol))
+    (a,) = restored['annotations']
+    assert restored['split'] == data['split'] and a['label'] == 0 and a['img_shape'] == (1080, 1920)
+    assert a['keypoint'].dtype == np.float16
+    np.testing.assert_array_equal(a['keypoint'], data['annotations'][0]['keypoint'])
+
+
+def test_refusal_names_no_particular_file_kind():
+    import pathlib
+    with pytest.raises(UserError, match=r'refusing to unpickle pathlib[\w.]*Path .*only dicts, lists') as info:
+        loads(pickle.dumps({'annotations': [pathlib.PurePosixPath('x')]}), source='anno.pkl')
+    assert 'score files' not in str(info.value)

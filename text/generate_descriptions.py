@@ -1,8 +1,10 @@
 """Regenerate a dataset's description files with a large language model, as the paper did (GPT-3,
-temperature 0.1), through any OpenAI-compatible chat-completions endpoint.
+temperature 0.1), through any OpenAI-compatible chat-completions endpoint; or write the
+descriptions of a new label set from a plain list of its class names.
 
     python text/generate_descriptions.py --dataset ntu --model MODEL [--base-url URL] [--api-key KEY]
     python text/generate_descriptions.py --dataset ntu --model MODEL --regenerate   # rewrite all
+    python text/generate_descriptions.py --labels my_classes.txt --text-dir my_labels --model MODEL
 
 Base URL, model and key also come from OPENAI_BASE_URL, OPENAI_MODEL, OPENAI_API_KEY. One prompt
 per description kind (the constants below). Every answer is cleaned into upstream's line format and
@@ -12,6 +14,14 @@ continues where it stopped. --regenerate discards the existing lines of the kind
 writes every line anew; the file is first rewritten after the first usable answer, so a run that
 cannot reach the endpoint leaves it untouched, and an interrupted --regenerate run is continued by
 running again without --regenerate. label_names.txt of the folder says which classes to describe.
+
+A new label set: --labels names a plain text file, one class name per line in label order (line 1
+is label 0); it is checked (file:line naming the problem: an empty line, a repeated name, a ',' or
+';' that the description files use as separators, a placeholder), written to the --text-dir
+folder as label_names.txt (surrounding and repeated whitespace removed), and the three
+description files are generated for it. Running the same command again resumes; a folder whose
+label_names.txt names other classes is refused. Every run ends by validating the whole folder as
+training reads it (text/descriptions.py), naming file, line and field of any problem.
 """
 import argparse
 import json
@@ -26,8 +36,8 @@ from pathlib import Path
 if __package__ in (None, ''):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from text.descriptions import (PART_WORDS, _PART_FORMS, normalize, parse_parts_line, parse_sentence_line,
-                               parse_synonyms_line)
+from text.descriptions import (PART_WORDS, _PART_FORMS, Problem, _check_text, check_our_files, normalize,
+                               parse_parts_line, parse_sentence_line, parse_synonyms_line, read_lines)
 from text.label_set import LabelSet, resolve
 from torchlight import io
 from torchlight.errors import UserError, run_cli
@@ -219,11 +229,92 @@ def generate(text_dir, client, kinds=tuple(PROMPTS), min_synonyms=8, attempts=3,
     return failed
 
 
+# ------------------------------------------------------------------------------ a new label set
+SEPARATORS = (',', ';')  # the description files' field separators: a label name must hold neither
+
+
+def read_label_file(path):
+    """(class names, problems) of a plain file of class names, one per line in label order.
+    Names are stripped and their inner whitespace collapsed; trailing blank lines are dropped.
+    Problems (text.descriptions.Problem, file:line: message) name the line and what is wrong."""
+    path = Path(path)
+    problems = []
+    lines = read_lines(path, problems)  # missing or empty file, blank lines inside it
+    problems = [p._replace(message='empty line: each line names one class (line n is label n - 1)')
+                if p.message == 'empty line' else p for p in problems]
+    if lines is None:
+        return [], problems
+    names, first_seen = [], {}
+    for number, line in lines:
+        name = ' '.join(line.split())
+        try:
+            _check_text(name, 'label name')
+            used = [sep for sep in SEPARATORS if sep in name]
+            if used:
+                raise ValueError(f'label name {name!r} holds {used[0]!r}, which separates the fields of the '
+                                 'description files; write the name without it')
+        except ValueError as e:
+            problems.append(Problem(path, number, str(e)))
+            continue
+        key = normalize(name)
+        if key in first_seen:
+            problems.append(Problem(path, number, f'label name {name!r} repeats line {first_seen[key]}'))
+            continue
+        first_seen[key] = number
+        names.append(name)
+    return names, problems
+
+
+def _raise_first(problems, what):
+    more = f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''
+    raise UserError(f'{what}: {problems[0]}{more}')
+
+
+def start_label_set(labels, text_dir, log=print):
+    """Write text_dir/label_names.txt from the class-name file `labels` (checked first; the folder is
+    made if needed). A label_names.txt already there must name the same classes in the same order
+    (a resumed run); another one is refused, so no description of other classes is mixed in."""
+    names, problems = read_label_file(labels)
+    if problems:
+        _raise_first(problems, 'class names')
+    text_dir = Path(text_dir)
+    target = text_dir / 'label_names.txt'
+    if target.is_file():
+        existing, _ = read_label_file(target)
+        if existing == names:
+            log(f'{target}: the same {len(names)} classes as {labels}, resuming')
+            return text_dir
+        i = next((i for i, (a, b) in enumerate(zip(existing, names)) if a != b), min(len(existing), len(names)))
+        said = f'{existing[i]!r}' if i < len(existing) else 'nothing (the file ends)'
+        wanted = f'{names[i]!r}' if i < len(names) else 'nothing (the file ends)'
+        raise UserError(f'{target}:{i + 1} says {said}, but {labels}:{i + 1} says {wanted}: that folder '
+                        'describes other classes; pick a new --text-dir, or delete its label_names.txt to start over')
+    if text_dir.exists() and not text_dir.is_dir():
+        raise UserError(f'--text-dir {text_dir}: not a folder')
+    io.save_text(target, ''.join(name + '\n' for name in names))
+    log(f'{target}: {len(names)} classes from {labels}')
+    return text_dir
+
+
+def validate(folder, min_synonyms, log=print):
+    """The folder checked as training reads it; UserError naming file:line and field of the first
+    problem (all of them logged)."""
+    _, problems = check_our_files(folder, min_synonyms=min_synonyms)
+    for problem in problems:
+        log(str(problem))
+    if problems:
+        _raise_first(problems, 'description file')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     where = parser.add_mutually_exclusive_group()
-    where.add_argument('--dataset', default='ntu', help="a label set shipped in text/ (default: ntu)")
-    where.add_argument('--text-dir', help='the folder of a label set, holding label_names.txt')
+    where.add_argument('--dataset', help="a label set shipped in text/ (default: ntu)")
+    where.add_argument('--text-dir', help='the folder of a label set, holding label_names.txt (with --labels: '
+                                          'the folder to write the new label set into)')
+    parser.add_argument('--labels', type=Path,
+                        help='a new label set: a plain file of class names, one per line in label order; '
+                             'written to --text-dir as label_names.txt, then described')
     parser.add_argument('--kinds', nargs='+', choices=list(PROMPTS), default=list(PROMPTS))
     parser.add_argument('--base-url', default=os.environ.get('OPENAI_BASE_URL') or DEFAULT_BASE_URL)
     parser.add_argument('--model', default=os.environ.get('OPENAI_MODEL'))
@@ -236,16 +327,25 @@ def main(argv=None):
     parser.add_argument('--timeout', type=float, default=60.0, help='seconds per request')
     parser.add_argument('--backoff', type=float, default=2.0, help='first retry delay in seconds (doubles)')
     args = parser.parse_args(argv)
+    if args.labels is not None:
+        if not args.text_dir:
+            raise UserError('--labels needs --text-dir: the folder to write the new label set into')
+        _, problems = read_label_file(args.labels)  # checked before anything needs an endpoint
+        if problems:
+            _raise_first(problems, 'class names')
     if not args.model:
         raise UserError('no model: pass --model NAME or set OPENAI_MODEL')
     client = ChatClient(args.base_url, args.model, args.api_key, args.timeout, args.retries, args.backoff)
-    folder = resolve(args.text_dir or args.dataset)
+    if args.labels is not None:
+        start_label_set(args.labels, args.text_dir)
+    folder = resolve(args.text_dir or args.dataset or 'ntu')
     failed = generate(folder, client, args.kinds, args.min_synonyms, args.attempts,
                       regenerate=args.regenerate)
     if failed:
         shown = ', '.join(f'{kind} of {name!r}' for kind, name in failed[:5])
         again = ' without --regenerate' if args.regenerate else ''
         raise UserError(f'{len(failed)} descriptions not generated ({shown}); run again{again} to retry them')
+    validate(folder, args.min_synonyms)
     print(f'ok: {folder}')
     return 0
 

@@ -8,7 +8,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from torchlight import distributed, rng
 from torchlight.errors import UserError
-from torchlight.importing import build
+from torchlight.importing import build, import_class, signature_keywords
 
 
 def check_args(arg):
@@ -106,6 +106,26 @@ def check_feeders_agree(train, test, feeder):
         if a is not None and b is not None and a != b:
             raise UserError(f'{feeder}: train_feeder_args give {key} {a!r} but test_feeder_args give {b!r}; '
                             'train and test data must agree')
+
+
+# model_args a config may leave out, each with the feeder attribute that then gives it: the layout
+# is named once, in the feeder args (the feeder's `layout`), the class count and the bodies per
+# item come from the data.
+FROM_DATA = (('graph', 'layout'), ('num_class', 'num_class'), ('num_person', 'num_person'))
+
+
+def model_args_from_data(model, model_args, feeder, log):
+    """model_args plus each FROM_DATA key it leaves out (or sets to None) that the model class
+    takes and the test feeder states; a value the config gives is kept (the model checks it
+    against its graph, check_model_fits against the labels)."""
+    args = dict(model_args)
+    takes, _ = signature_keywords(import_class(model))
+    for key, attribute in FROM_DATA:
+        value = getattr(feeder, attribute, None)
+        if args.get(key) is None and value is not None and (takes is None or key in takes):
+            args[key] = value
+            log(f'model_args {key}: {value!r} (the test feeder\'s {attribute})')
+    return args
 
 
 def check_model_fits(model, feeder):

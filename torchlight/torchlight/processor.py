@@ -73,6 +73,9 @@ class Processor:
             arg.resume, arg.overwrite = self.work.check_train(arg.resume, arg.overwrite, job, self.log)
             if arg.resume:  # refuse changed settings before anything is built
                 self.resume_state = load_run_state(self.work.last)
+                saved = (self.resume_state.get('args') or {}).get('model_args') or {}
+                arg.model_args = {**{key: saved[key] for key, _ in assemble.FROM_DATA
+                                     if arg.model_args.get(key) is None and key in saved}, **arg.model_args}
                 check_resume_settings(self.resume_state.get('args') or {}, settings(arg), self.resume_state['epoch'])
         rng.seed_everything(arg.seed + distributed.rank())  # augmentation differs per rank
         self.device, self.gpus = resolve_device(arg.device, warn=self.log.warning)  # under torchrun: its own
@@ -105,6 +108,9 @@ class Processor:
 
     def load_model(self):
         arg = self.arg
+        # written back: config.yaml, last.pt and exports hold the model as built
+        arg.model_args = assemble.model_args_from_data(arg.model, arg.model_args, self.loaders['test'].dataset,
+                                                       self.log)
         model = build(arg.model, dict(arg.model_args), 'model_args')
         assemble.check_model_fits(model, self.loaders['test'].dataset)
         self.num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,10 +1,12 @@
-"""Restricted unpickling for score files: plain containers and NumPy data, nothing executable.
+"""Restricted unpickling for score files and pyskl annotation pickles: plain containers and NumPy
+data, nothing executable.
 
-A pickle can call any importable function while it loads, so opening a score file from someone
-else must not use `pickle.load`. Containers (dict, list, tuple, set), str/bytes, int, float, bool
-and None are built by pickle opcodes and need no global at all; the only globals a score file
-needs are the handful NumPy's own pickles reference, found by pickling arrays, dtypes and scalars
-with every protocol (0-5) under NumPy 1 and 2:
+A pickle can call any importable function while it loads, so opening a score file or a dataset
+pickle from someone else must not use `pickle.load`. Containers (dict, list, tuple, set),
+str/bytes, int, float, bool and None are built by pickle opcodes and need no global at all; the
+only globals such files need (pyskl's annotations are dicts of str, ints, tuples and arrays) are
+the handful NumPy's own pickles reference, found by pickling arrays, dtypes and scalars with
+every protocol (0-5) under NumPy 1 and 2:
 
     numpy.ndarray, numpy.dtype                       the array and dtype classes
     numpy{._core,.core}.multiarray._reconstruct      rebuilds an ndarray (protocols 0-4)
@@ -71,7 +73,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if not _allowed(module, name):
             raise UserError(f'{self.source}: refusing to unpickle {module}.{name} '
-                            '(score files may hold only dicts, lists, numbers, strings and NumPy arrays)')
+                            '(only dicts, lists, numbers, strings and NumPy arrays are read from a pickle)')
         return _resolve(module, name)
 
     def persistent_load(self, pid):
