@@ -11,9 +11,8 @@ PysklPickle, with the view the layout calls for, then the modality.
 
 3D centring, as the NTU prep's translation (data/translate.py): subtract the centre joint of
 body 0 in its first non-zero frame from every joint, then frames where a body is absent (all
-zero) are zero again. The centre joint: the layout's `center` attribute if it has one, joint 1
-(spine middle) for 'ntu', else the root of the layout's bone_pairs (the joint paired with
-itself). Items draw the view's randomness when the split name contains 'train' or p_interval has
+zero) are zero again. The centre joint: the layout's `center` (NTU's: joint 1, the spine
+middle), else the root of the layout's bone_pairs (the joint paired with itself). Items draw the view's randomness when the split name contains 'train' or p_interval has
 two values. num_class: max label of the whole pickle + 1 (train and test agree), or None.
 
 A config:
@@ -32,16 +31,12 @@ from graph.layouts import layout_name, load_layout
 from torchlight.errors import UserError
 
 WINDOW = 64  # crop_resize's default frames per item
-NTU_CENTRE = 1  # spine middle, what data/translate.py subtracts
 
 
 def centre_joint(layout_class):
-    """The joint 3D samples are centred on (see the module docstring)."""
-    centre = getattr(layout_class, 'center', None)
-    if centre is not None:
-        return int(centre)
-    if layout_name(layout_class) == 'ntu':
-        return NTU_CENTRE
+    """The joint 3D samples are centred on: the layout's `center`, else the root of its bone pairs."""
+    if layout_class.center is not None:
+        return int(layout_class.center)
     return next((j for j, parent in layout_class.bone_pairs if j == parent), 0)
 
 

@@ -89,7 +89,7 @@ class Graph(SkeletonGraph):
     num_node = 17
     channels = 3  # x, y, detection score
     score_channel = 2
-    center = CENTER  # the edges' root; not part of the layout contract
+    center = CENTER  # the edges' root
     inward = INWARD
     vector_edges = INWARD  # (child, parent): k=1 makes bones, see the module docstring
     parts = PARTS

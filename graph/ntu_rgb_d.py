@@ -37,6 +37,7 @@ class Graph(SkeletonGraph):
     num_node = 25
     channels = 3  # x, y, z (Kinect camera space)
     score_channel = None
+    center = 1  # spine middle: what the NTU prep's translation subtracts
     inward = zero_based(INWARD_1BASED)
     vector_edges = zero_based(VECTOR_1BASED)
     parts = PARTS

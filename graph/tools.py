@@ -71,6 +71,8 @@ class SkeletonGraph:
                        bone input, the joints pooled for each of graph.parts.BODY_PARTS
         bone_pairs     (joint, parent) pairs of the feeder's bone modality, every joint once as
                        the first (a root paired with itself gets a zero bone)
+        center         (optional) the joint a 3D sample is centred on (feeders/feeder_pyskl.py);
+                       None: the root of bone_pairs
 
     graph.layouts.load_layout and building a Graph check them (one-line UserError naming the
     module). A built Graph has `.A` (3, V, V) for CTR-GCN and `.A_vector(k)` for GAP's input.
@@ -78,6 +80,7 @@ class SkeletonGraph:
 
     FIELDS = ('name', 'num_node', 'channels', 'score_channel', 'inward', 'vector_edges', 'parts',
               'bone_pairs')
+    center = None
 
     def __init__(self, labeling_mode='spatial'):
         if labeling_mode != 'spatial':
