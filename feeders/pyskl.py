@@ -58,6 +58,7 @@ import numpy as np
 from feeders.storage import _PerProcess
 from graph.layouts import layout_name, load_layout
 from torchlight import unpickle
+from torchlight.device import release_freed_memory
 from torchlight.errors import UserError
 
 STORE_VERSION = 1
@@ -272,9 +273,7 @@ def _remove_stale(root, key):
 def _release_memory():
     """Give the pickle's freed memory back to the OS (glibc keeps freed small blocks otherwise)."""
     gc.collect()
-    with contextlib.suppress(Exception):
-        import ctypes
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    release_freed_memory()
 
 
 def _store_dtype(annotations):

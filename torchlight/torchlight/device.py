@@ -42,6 +42,25 @@ def _resolve(device_arg, warn):
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
 
+def _libc():
+    """glibc's (or the platform's C library's) handle, or None where there is none to load."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library('c')
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def release_freed_memory():
+    """Give freed heap memory back to the OS now (glibc's malloc_trim; a no-op without glibc),
+    e.g. after a large pickle was read and dropped."""
+    trim = getattr(_libc(), 'malloc_trim', None)
+    if trim is not None:
+        trim(0)
+
+
 def keep_cpu_memory_in_heap(limit=1 << 30):
     """On a glibc CPU run, let freed tensor memory be reused instead of returned to the OS.
 
@@ -51,14 +70,8 @@ def keep_cpu_memory_in_heap(limit=1 << 30):
     trim thresholds keeps that memory in the heap; the process keeps its peak footprint instead.
     Returns True when applied; a no-op elsewhere (macOS, Windows, musl).
     """
-    import ctypes
-    import ctypes.util
-    name = ctypes.util.find_library('c')
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), 'mallopt', None)
+    if mallopt is None:
         return False
     ok = mallopt(_M_MMAP_THRESHOLD, limit) and mallopt(_M_TRIM_THRESHOLD, limit)
     return bool(ok and mallopt(_M_TOP_PAD, limit // 4))
