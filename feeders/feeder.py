@@ -9,6 +9,8 @@ its own source and layout:
     train_feeder_args: {source: mypkg.MySource, source_args: {split: train}, layout: mypkg.my_layout,
                         view: crop_resize, view_args: {p_interval: [0.5, 1], window: 32}, train: true}
 """
+import inspect
+
 import numpy as np
 from torch.utils.data import Dataset
 
@@ -25,6 +27,44 @@ SOURCES = {'ntu-file': 'feeders.sources.NtuFile', 'nw-ucla-json': 'feeders.sourc
            'pyskl': 'feeders.pyskl.PysklPickle'}
 
 
+def make_item(raw, layout, view, view_args, modality, rng=None):
+    """A raw (C, T, V, M) sample as a feeder item array: `view` (rng None: its test-time view),
+    then the modality (bone pairs and score channel from the `layout` class)."""
+    score = layout.score_channel
+    data = view(raw, rng=rng, score_channel=score, **view_args)
+    bone, vel = modality_table.flags(modality)
+    if bone:
+        data = transforms.bone(data, layout.bone_pairs, score)
+    if vel:
+        data = transforms.motion(data, score)
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def feeder_arguments(cls, args, what='test_feeder_args'):
+    """`args` over the defaults of `cls.__init__` (the feeder's arguments as a test item would
+    see them, without opening any data); a key it does not take is one UserError line."""
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop('self', None)
+    unknown = [key for key in args if key not in params]
+    if unknown:
+        raise UserError(f'{what}: {cls.__module__}.{cls.__name__} takes no argument {unknown[0]!r}')
+    return {name: args.get(name, p.default) for name, p in params.items()}
+
+
+class ClipView:
+    """What predict applies to a clip (feeders/clips.py) for one feeder's test items: `prepare`
+    turns the clip into the raw sample the feeder's source would give, then the test-time view
+    and the modality. `layout` is the Graph class, `modality` its name."""
+
+    def __init__(self, layout, prepare, view, view_args, modality):
+        self.layout, self.prepare = layout, prepare
+        self.view, self.view_args = view, dict(view_args)
+        self.modality = modality_table.canonical(modality)
+
+    def __call__(self, clip):
+        return make_item(self.prepare(clip), self.layout, self.view, self.view_args, self.modality)
+
+
 class SkeletonFeeder(Dataset):
     """`source`: an object as feeders/sources.py describes; `layout`: a graph module's Graph class;
     `view(raw, rng=None, **view_args)`; `random`: whether items draw from the worker's RNG."""
@@ -34,7 +74,6 @@ class SkeletonFeeder(Dataset):
         self.layout = layout.name
         self.view, self.view_args = view, dict(view_args or {})
         self.modality = modality_table.canonical(modality)
-        self.bone, self.vel = modality_table.flags(self.modality)
         self.random = random
         self.label = list(source.label)
         self.sample_name = list(source.names)
@@ -46,13 +85,7 @@ class SkeletonFeeder(Dataset):
 
     def transform(self, raw, rng=None):
         """The item array of a raw sample: the view (rng None: the test-time view), the modality."""
-        score = self.layout_class.score_channel
-        data = self.view(raw, rng=rng, score_channel=score, **self.view_args)
-        if self.bone:
-            data = transforms.bone(data, self.layout_class.bone_pairs, score)
-        if self.vel:
-            data = transforms.motion(data, score)
-        return np.ascontiguousarray(data, dtype=np.float32)
+        return make_item(raw, self.layout_class, self.view, self.view_args, self.modality, rng)
 
     def __getitem__(self, index):
         i = index % len(self.label)

@@ -4,11 +4,15 @@ The one feeder (feeders/feeder.py) with an NTU file as its source, the 'ntu' lay
 crop_resize view: item i is the sample (T, 150) as (3, T, 25, 2), cropped to its valid frames and
 resized to window_size, then optionally rotated (train), then the modality.
 """
+import numpy as np
+
 from feeders import modality as modality_table
 from feeders import transforms, views
-from feeders.feeder import SkeletonFeeder
+from feeders.feeder import ClipView, SkeletonFeeder, feeder_arguments
 from feeders.sources import NtuFile
 from graph.layouts import load_layout
+
+LONGEST = 300  # the prep pads to the longest sample: 300 frames in NTU60 and NTU120 (window_size <= 0)
 
 
 class Feeder(SkeletonFeeder):
@@ -39,3 +43,24 @@ class Feeder(SkeletonFeeder):
                          dict(p_interval=p_interval, window=window, random_rot=random_rot),
                          modality_table.resolve(modality, bone=bone, vel=vel),
                          random=len(p_interval) == 2 or random_rot)
+
+    @classmethod
+    def clip_view(cls, args, num_class):
+        """Predict's view of the items `args` (test_feeder_args) give: a clip's bodies (at most
+        two) as the NTU prep leaves them (translated; a lone actor padded with zeros, or for
+        NTU120, num_class > 60, with its copy), trailing empty frames dropped as the feeder
+        drops the padding, then the crop_resize test view and the modality."""
+        from data.translate import to_150, translate
+        a = feeder_arguments(cls, args)
+        repeat_single = num_class is not None and num_class > 60
+
+        def prepare(clip):
+            bodies = np.asarray(clip.keypoint[:2], dtype=np.float32)  # (M, T, 25, 3)
+            seq = bodies.transpose(1, 0, 2, 3).reshape(bodies.shape[1], -1)
+            seq = transforms.trim_trailing_zeros(to_150(translate(seq), repeat_single))
+            return np.ascontiguousarray(seq.reshape(len(seq), 2, 25, 3).transpose(3, 0, 2, 1))
+
+        window = a['window_size'] if a['window_size'] > 0 else LONGEST
+        return ClipView(load_layout('ntu'), prepare, views.crop_resize,
+                        dict(p_interval=transforms.as_interval(a['p_interval']), window=window),
+                        modality_table.resolve(a['modality'], bone=a['bone'], vel=a['vel']))

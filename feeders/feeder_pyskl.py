@@ -25,8 +25,8 @@ A config:
 import numpy as np
 
 from feeders import transforms, views
-from feeders.feeder import SkeletonFeeder
-from feeders.pyskl import PysklPickle
+from feeders.feeder import ClipView, SkeletonFeeder, feeder_arguments
+from feeders.pyskl import DEFAULT_IMG_SHAPE, PysklPickle, as_sample
 from graph.layouts import layout_name, load_layout
 from torchlight.errors import UserError
 
@@ -74,20 +74,41 @@ class Feeder(SkeletonFeeder):
         self.p_interval = p_interval = transforms.as_interval(p_interval)
         source = PysklPickle(data_path, split, layout, score_threshold=score_threshold, img_shape=img_shape,
                              num_person=num_person, cache_dir=cache_dir, debug=debug)
-        window = window_size if window_size is not None and window_size > 0 else None
-        self.num_person = source.num_person  # M of the items (1 with the nw-ucla view)
-        if layout_name(layout_class) == 'nw-ucla':
-            if random_rot:
-                raise UserError("random_rot is crop_resize's; the nw-ucla view rotates train items by itself")
-            view, view_args = views.nw_ucla, dict(window=window or views.UCLA_WINDOW)
-            self.num_person = 1
-        else:
-            if random_rot and layout_class.score_channel is not None:
-                raise UserError(f'random_rot rotates x, y, z; layout {layout_name(layout_class)} is 2D '
-                                f'(x, y, score): turn random_rot off')
-            view = centred_crop_resize
-            view_args = dict(centre=centre_joint(layout_class) if source.kind == '3d' else None,
-                             p_interval=p_interval, window=window or WINDOW, random_rot=random_rot)
+        view, view_args = layout_view(layout_class, source.kind, window_size, p_interval, random_rot)
         super().__init__(source, layout_class, view, view_args, modality,
                          random='train' in split or len(p_interval) == 2)
         self.num_person = 1 if view is views.nw_ucla else num_person  # bodies per item
+
+    @classmethod
+    def clip_view(cls, args, num_class):
+        """Predict's view of the items `args` (test_feeder_args) give: a clip as PysklPickle
+        gives a sample (num_person bodies; 2D normalised by the clip's img_shape, else the args',
+        else 1080 x 1920, and thresholded), then this feeder's test view and the modality."""
+        a = feeder_arguments(cls, args)
+        layout_class = load_layout(a['layout'])
+        kind = '3d' if layout_class.score_channel is None else '2d'
+        view, view_args = layout_view(layout_class, kind, a['window_size'], transforms.as_interval(a['p_interval']),
+                                      random_rot=False)
+        default_shape = tuple(a['img_shape']) if a['img_shape'] is not None else DEFAULT_IMG_SHAPE
+
+        def prepare(clip):
+            values = clip.keypoint if clip.score is None else np.concatenate(
+                [clip.keypoint, clip.score[..., None]], axis=-1)
+            return as_sample(values, a['num_person'], kind, clip.img_shape or default_shape, a['score_threshold'])
+
+        return ClipView(layout_class, prepare, view, view_args, a['modality'])
+
+
+def layout_view(layout_class, kind, window_size, p_interval, random_rot):
+    """(view, view_args) for a layout: NW-UCLA's own view for 'nw-ucla', else crop_resize (3D
+    data centred first)."""
+    window = window_size if window_size is not None and window_size > 0 else None
+    if layout_name(layout_class) == 'nw-ucla':
+        if random_rot:
+            raise UserError("random_rot is crop_resize's; the nw-ucla view rotates train items by itself")
+        return views.nw_ucla, dict(window=window or views.UCLA_WINDOW)
+    if random_rot and layout_class.score_channel is not None:
+        raise UserError(f'random_rot rotates x, y, z; layout {layout_name(layout_class)} is 2D '
+                        f'(x, y, score): turn random_rot off')
+    return centred_crop_resize, dict(centre=centre_joint(layout_class) if kind == '3d' else None,
+                                     p_interval=p_interval, window=window or WINDOW, random_rot=random_rot)

@@ -6,9 +6,11 @@ scale,) min-max normalise each axis to [-1, 1], take 52 frames (train: random so
 evenly spaced), then the modality; computed in float64 as upstream and returned as float32
 (3, 52, 20, 1).
 """
+import numpy as np
+
 from feeders import modality as modality_table
 from feeders import views
-from feeders.feeder import SkeletonFeeder
+from feeders.feeder import ClipView, SkeletonFeeder, feeder_arguments
 from feeders.sources import UCLA_SPLIT as SPLIT_FILE  # noqa: F401  (the renderer and tests name them here)
 from feeders.sources import UclaJson
 from feeders.sources import load_ucla_sequence as load_sequence  # noqa: F401
@@ -49,3 +51,17 @@ class Feeder(SkeletonFeeder):
     def score_keys(self):
         """Score pickles are keyed by position 0..N-1, as upstream's NW-UCLA pickles."""
         return list(range(len(self)))
+
+    @classmethod
+    def clip_view(cls, args, num_class):
+        """Predict's view of the items `args` (test_feeder_args) give: a clip's first body as
+        the json source gives it (float64 (3, T, 20, 1)), the nw-ucla test view, the modality."""
+        a = feeder_arguments(cls, args)
+
+        def prepare(clip):
+            return np.asarray(clip.keypoint[0], dtype=np.float64).transpose(2, 0, 1)[..., None]
+
+        return ClipView(load_layout('nw-ucla'), prepare, views.nw_ucla,
+                        dict(window=a['window_size'] if a['window_size'] > 0 else TIME_STEPS),
+                        modality_table.resolve(a['modality'], bone=a['bone'], vel=a['vel'],
+                                               data_path=a['data_path']))

@@ -119,15 +119,24 @@ class PysklPickle(_PerProcess):
         start, bodies, frames = int(self.offsets[i]), int(self.bodies[i]), int(self.frames[i])
         keep = min(bodies, self.num_person)
         kept = rows[start:start + keep * frames].reshape(keep, frames, self.joints, 3)
-        out = np.zeros((3, frames, self.joints, self.num_person), np.float32)
-        out[..., :keep] = kept.transpose(3, 1, 2, 0)
-        if self.kind == '2d':
-            body = out[..., :keep]  # a view: padding bodies stay zero whatever the threshold
-            h, w = self.img_shape[i] if not np.isnan(self.img_shape[i, 0]) else self.default_img_shape
-            body[0] = (body[0] - np.float32(w / 2)) / np.float32(w / 2)
-            body[1] = (body[1] - np.float32(h / 2)) / np.float32(h / 2)
-            body[:, body[2] <= self.score_threshold] = 0
-        return out
+        shape = self.img_shape[i] if not np.isnan(self.img_shape[i, 0]) else self.default_img_shape
+        return as_sample(kept, self.num_person, self.kind, shape, self.score_threshold)
+
+
+def as_sample(bodies, num_person, kind, img_shape=DEFAULT_IMG_SHAPE, score_threshold=0.01):
+    """One annotation's (M, T, V, 3) values (x, y, z, or x, y, score) as the float32 sample
+    (3, T, V, num_person): bodies beyond num_person dropped, missing ones zero; 2D normalised
+    by img_shape (H, W) and thresholded as the module docstring says."""
+    keep = min(len(bodies), num_person)
+    out = np.zeros((3, bodies.shape[1], bodies.shape[2], num_person), np.float32)
+    out[..., :keep] = bodies[:keep].transpose(3, 1, 2, 0)
+    if kind == '2d':
+        body = out[..., :keep]  # a view: padding bodies stay zero whatever the threshold
+        h, w = img_shape
+        body[0] = (body[0] - np.float32(w / 2)) / np.float32(w / 2)
+        body[1] = (body[1] - np.float32(h / 2)) / np.float32(h / 2)
+        body[:, body[2] <= score_threshold] = 0
+    return out
 
 
 # ------------------------------------------------------------------------------------- the store
@@ -301,7 +310,8 @@ def _rows(a, kind, dtype):
 
 def read_pickle(path, split, layout):
     """The pickle read and checked whole: a dict of the index arrays plus 'annotations' (the
-    annotation dicts, in order); a UserError (one line) for any bad input."""
+    annotation dicts, in order); a UserError (one line) for any bad input. `split` None checks
+    no split name (predict reads every clip)."""
     data = unpickle.load(path)
     if not isinstance(data, dict) or not {'split', 'annotations'} <= set(data):
         hint = (' (pyskl\'s custom-data script writes a bare list of annotations: wrap it as '
@@ -314,7 +324,7 @@ def read_pickle(path, split, layout):
         raise UserError(f'{path}: "split" must map each split name to a list of frame_dir names')
     if not isinstance(annotations, (list, tuple)):
         raise UserError(f'{path}: "annotations" must be a list of dicts, got {type(annotations).__name__}')
-    if split not in splits:
+    if split is not None and split not in splits:
         raise UserError(_no_split(path, split, splits))
     if not annotations:
         raise UserError(f'{path}: "annotations" is empty')

@@ -45,8 +45,9 @@ def get_parser(prog=None, description=None):
     p.add_argument('--work-dir', default='./work_dir/temp', help='the work folder for storing results')
     p.add_argument('-model_saved_name', default='', help='set internally to <work_dir>/runs')
     p.add_argument('--config', default=None, help='path to the YAML config (its values are defaults)')
-    p.add_argument('--phase', default='train', choices=['train', 'test', 'benchmark'],
-                   help='train, test (a --weights checkpoint) or benchmark (speed and memory, one JSON line)')
+    p.add_argument('--phase', default='train', choices=['train', 'test', 'benchmark', 'predict'],
+                   help='train, test (a --weights checkpoint), benchmark (speed and memory, one JSON line) '
+                        'or predict (classes of raw clips: --phase predict --help for its flags)')
     p.add_argument('--save-score', type=str2bool, default=False, help='write the classification scores')
     p.add_argument('--seed', type=int, default=1, help='random seed for python, numpy and torch')
     p.add_argument('--log-interval', type=int, default=100, help='log every N iterations')
@@ -130,6 +131,13 @@ def parse_args(argv=None, defaults=None, prog=None, description=None):
     return arg
 
 
+def asked_phase(argv):
+    """The --phase on the command line (None when not given)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument('--phase', default=None)
+    return pre.parse_known_args(argv)[0].phase
+
+
 def main(argv=None, *, feeder, default_config, criterion_args=None, prog=None, description=None):
     """Run the trainer for one dataset (its feeder class path, default config and criterion_args,
     e.g. its label set); a UserError prints `error: <one line>` on stderr and returns 2. Under
@@ -137,11 +145,19 @@ def main(argv=None, *, feeder, default_config, criterion_args=None, prog=None, d
     (rank 0 prints it)."""
     from torchlight import distributed
     from torchlight.processor import Processor
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if asked_phase(argv) == 'predict':  # its own flags: no config, no data, no work dir
+        from torchlight import predict
+        try:
+            return predict.main(argv, feeder=feeder, criterion_args=criterion_args, prog=prog)
+        except UserError as e:
+            print(f'error: {e}', file=sys.stderr)
+            return 2
     try:
         with distributed.session():
             try:
                 defaults = {'feeder': feeder, 'config': default_config, 'criterion_args': criterion_args}
-                arg = distributed.check_all(parse_args, sys.argv[1:] if argv is None else argv, defaults,
+                arg = distributed.check_all(parse_args, argv, defaults,
                                             prog, description)
                 Processor(arg).run()
             except distributed.SharedError as e:  # every rank has it: rank 0 says it, then all end

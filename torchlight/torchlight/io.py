@@ -98,11 +98,11 @@ def finite_or_none(value):
     return value
 
 
-def save_json_lines(path, records):
+def save_json_lines(path, records, sort_keys=True):
     """One JSON object per line; non-finite numbers are written as null (strict JSON)."""
     with atomic_open(path) as f:
         for record in records:
-            f.write(json.dumps(finite_or_none(record), sort_keys=True, allow_nan=False) + '\n')
+            f.write(json.dumps(finite_or_none(record), sort_keys=sort_keys, allow_nan=False) + '\n')
 
 
 def read_json_lines(path):
