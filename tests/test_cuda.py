@@ -7,6 +7,7 @@ text/export_embeddings.py's file format (what --text-embeddings reads).
   autocast (also checked on the CPU with bf16, so this one runs everywhere)
 - a last.pt written by a GPU run resumes on the CPU
 - evaluation under autocast and inference_mode matches fp32
+- --phase predict gives the CPU's classes
 """
 import numpy as np
 import pytest
@@ -184,3 +185,36 @@ def test_evaluation_under_autocast_and_inference_mode(tmp_path, precision):
     with torch.inference_mode(), autocast(device, dtype):
         out = net(next(iter(loader))[0].float().to(device))
     assert out[0].is_inference() and not out[0].requires_grad and out[0].dtype == dtype
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason='needs a CUDA device')
+@pytest.mark.parametrize('precision', ['fp32', None])
+def test_predict_on_cuda_gives_the_cpus_classes(tmp_path, precision):
+    """--phase predict with the shipped NW-UCLA model: the same top-1 on the GPU as on the CPU
+    (fp32, and the test phase's default fp16 autocast), probabilities close."""
+    import json
+    from pathlib import Path
+
+    from torchlight import predict
+    repo = Path(__file__).resolve().parents[1]
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(6):  # smooth random motion of 20 joints about 2 m in front of the sensor
+        seq = np.cumsum(rng.normal(0, 0.01, (1, 40, 20, 3)), axis=1) + rng.normal(0, 0.3, (1, 1, 20, 3))
+        seq[..., 2] += 2.0
+        np.save(tmp_path / f'c{i}.npy', seq)
+        clips.append(str(tmp_path / f'c{i}.npy'))
+    results = {}
+    for device in ('cpu', '0'):
+        out = tmp_path / f'{device}.jsonl'
+        args = ['--phase', 'predict', '--weights', str(repo / 'checkpoints/nw-ucla/lst_joint.pt'),
+                '--input', *clips, '--device', device, '--output', str(out)]
+        if precision and device == '0':
+            args += ['--precision', precision]
+        predict.main(args, feeder='feeders.feeder_ucla.Feeder', out=open('/dev/null', 'w'))
+        results[device] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r['top1'] for r in results['cpu']] == [r['top1'] for r in results['0']]
+    tol = 1e-4 if precision == 'fp32' else 2e-2
+    for a, b in zip(results['cpu'], results['0']):
+        assert abs(a['classes'][0][2] - b['classes'][0][2]) < tol

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, UCLA_ALL_SQE, need
+from conftest import NTU_SAMPLES, REFERENCE, REPO, UCLA_ALL_SQE, need
 
 from data import convert_ntu_pyskl, pipeline
 from data.synthetic import generate
@@ -236,7 +236,10 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, ntu):
     cut.write_bytes(SHIPPED.read_bytes()[:100_000])
     assert 'cannot read checkpoint' in bad(tmp_path, '--weights', cut, '--input', clip)
     torch.save({'backbone.conv.weight': torch.zeros(3)}, tmp_path / 'foreign.pt')
-    assert 'foreign.pt' in bad(tmp_path, '--weights', tmp_path / 'foreign.pt', '--input', clip)
+    assert 'foreign.pt: its weights do not fit' in bad(tmp_path, '--weights', tmp_path / 'foreign.pt', '--config',
+                                                       'config/ucla/cpu_30/lst_joint_minilm.yaml', '--input', clip)
+    torch.save({'epoch': 3, 'note': 'no tensors'}, tmp_path / 'notes.pt')
+    assert 'notes.pt holds no model weights' in bad(tmp_path, '--weights', tmp_path / 'notes.pt', '--input', clip)
     entry = torch.load(SHIPPED, weights_only=True)
     torch.save(entry['model'], tmp_path / 'bare.pt')
     assert 'holds weights only' in bad(tmp_path, '--weights', tmp_path / 'bare.pt', '--input', clip)
@@ -253,3 +256,66 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, ntu):
     code, stdout, err = cli('main_multipart_ucla.py', '--phase', 'predict', '--weights', tmp_path / 'bare.pt',
                             '--config', 'config/ucla/cpu_30/lst_joint_minilm.yaml', '--input', clip)
     assert code == 0 and stdout.startswith('clip.npy: '), err
+
+
+def test_an_upstream_checkpoint_predicts_with_its_config():
+    """Upstream's weights-only file (`module.` keys) with upstream's config: names from the entry
+    script's label set (NTU), raw .skeleton files in."""
+    weights = need(REFERENCE / 'upstream_Model_lst_4part_ntu60.pt')
+    files = sorted(need(NTU_SAMPLES).glob('*.skeleton'))
+    code, stdout, err = cli('main_multipart_ntu.py', '--phase', 'predict', '--weights', weights,
+                            '--config', 'config/nturgbd-cross-subject/lst_joint.yaml', '--input', *files)
+    assert code == 0, err
+    names = set((REPO / 'text' / 'ntu' / 'label_names.txt').read_text().splitlines()[:60])
+    lines = stdout.splitlines()
+    assert [line.split(': ')[0] for line in lines] == [f.name for f in files]
+    for line in lines:
+        classes = [c.rsplit(' ', 1) for c in line.split(': ', 1)[1].split(', ')]
+        assert len(classes) == 5 and all(name in names for name, _ in classes)
+
+
+@pytest.mark.parametrize('layout, joints, dims', [('coco', 17, 2), ('ntu', 25, 3), ('nw-ucla', 20, 3)])
+def test_clip_views_equal_the_pyskl_feeders_test_items(tmp_path, monkeypatch, layout, joints, dims):
+    """A pickle's clips through feeder_pyskl's clip_view are its test items (2D: normalised by
+    the annotation's img_shape or the default, low scores zeroed; 3D: centred or NW-UCLA's view)."""
+    from feeders.clips import read_clips
+    from feeders.feeder_pyskl import Feeder
+    from graph.layouts import load_layout
+    monkeypatch.setenv('GAP_CACHE_DIR', str(tmp_path / 'cache'))
+    rng = np.random.default_rng(3)
+    annotations = []
+    for n in range(4):
+        M, T = (1 + n % 2, 30 + 7 * n)
+        a = {'frame_dir': f's{n}', 'label': n % 3, 'total_frames': T,
+             'keypoint': (rng.normal(0, 1, (M, T, joints, dims)) * (300 if dims == 2 else 0.3)
+                          + (500 if dims == 2 else 2.5)).astype(np.float32)}
+        if dims == 2:
+            a['keypoint_score'] = rng.uniform(0, 1, (M, T, joints)).astype(np.float32)
+            a['keypoint_score'][0, :3, :4] = 0.005  # under the threshold: zeroed
+            if n % 2:
+                a['img_shape'] = (720, 1280)
+        annotations.append(a)
+    path = tmp_path / 'toy.pkl'
+    with open(path, 'wb') as f:
+        pickle.dump({'split': {'val': [a['frame_dir'] for a in annotations]}, 'annotations': annotations}, f)
+    args = {'data_path': str(path), 'split': 'val', 'layout': layout, 'window_size': 40, 'p_interval': [0.95]}
+    for modality in ('joint', 'bone_motion'):
+        feeder = Feeder(**args, modality=modality)
+        view = Feeder.clip_view({**args, 'modality': modality}, 3)
+        clips = read_clips(path, load_layout(layout), split='val')
+        assert [c.name for c in clips] == [f'toy.pkl:s{n}' for n in range(4)]
+        for i, clip in enumerate(clips):
+            np.testing.assert_array_equal(view(clip), feeder[i][0], err_msg=f'{layout} {modality} {i}')
+
+
+def test_ntu_one_actor_padding_follows_the_class_count():
+    """NTU120's prep copies a lone actor into the second body, NTU60's leaves zeros: predict pads
+    as the npz the checkpoint was trained on (120 classes: NTU120)."""
+    from feeders.clips import Clip
+    from feeders.feeder_ntu import Feeder
+    body = np.random.default_rng(0).normal(0, 0.3, (1, 50, 25, 3)).astype(np.float32) + 2
+    args = {'window_size': 64, 'p_interval': [0.95]}
+    ntu60, ntu120 = Feeder.clip_view(args, 60)(Clip('a', body)), Feeder.clip_view(args, 120)(Clip('a', body))
+    np.testing.assert_array_equal(ntu60[..., 0], ntu120[..., 0])
+    assert not ntu60[..., 1].any()
+    np.testing.assert_array_equal(ntu120[..., 1], ntu120[..., 0])

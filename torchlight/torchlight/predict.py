@@ -64,7 +64,10 @@ class Stream:
     def __init__(self, path, spec, weights, device):
         self.path, self.spec = path, spec
         self.model = build(spec['model_class'], dict(spec['model_args']), 'model_args')
-        load_weights(self.model, weights, log=lambda *a, **k: None)  # strict: a foreign file is one line
+        try:
+            load_weights(self.model, weights, log=lambda *a, **k: None)  # strict
+        except UserError as e:  # name the file, not 'the given state dict'
+            raise UserError(f'{path}: {e}'.replace('checkpoint the given state dict does not fit', 'its weights do not fit')) from None
         self.model.to(device).eval()
         self.num_class = getattr(self.model, 'num_class', None)
         feeder = import_class(spec['feeder'])
@@ -112,7 +115,11 @@ def stream_spec(path, obj, config_path, entry):
         spec['test_feeder_args'] = spec['test_feeder_args'] or {}
         spec['criterion_args'] = spec['criterion_args'] or {}
         return spec, read_state_dict(obj['model'])[0]
-    weights, _ = read_state_dict(obj)  # a state dict (also under 'model' / 'state_dict'), or one line
+    try:
+        weights, _ = read_state_dict(obj)  # a state dict (also under 'model' / 'state_dict')
+    except UserError:
+        raise UserError(f'{path} holds no model weights (a name -> tensor mapping): not a checkpoint of '
+                        'this project or upstream\'s') from None
     if config_path is None:
         beside = os.path.join(os.path.dirname(os.path.abspath(path)), 'config.yaml')
         if not os.path.isfile(beside):
