@@ -46,29 +46,24 @@ without graph/tools.py and graph/infogcn/tools.py takes CTR-GCN's and InfoGCN's 
 Nothing of upstream's is part of this project.
 """
 import argparse
-import importlib.util
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-import types
 
 MAIN = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import bench_upstream  # noqa: E402  (beside this file; its import sets torch to one thread)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-torch.set_num_threads(1)
-torch.set_num_interop_threads(1)
 
 sys.path.insert(0, MAIN)
 from feeders.clips import Clip  # noqa: E402
 from torchlight.device import keep_cpu_memory_in_heap  # noqa: E402
 from torchlight.predict import INFERENCE_FORMAT, Stream, load_checkpoint, predict, stream_spec  # noqa: E402
 
-COLLIDE = ('model', 'graph', 'tools', 'clip', 'Text_Prompt')
 ARMS = ('predict', 'ours', 'upstream')
 
 SHAPES = {
@@ -93,33 +88,11 @@ SHAPES = {
 
 # ----------------------------------------------------------------------------- upstream's model
 
-def _top(name):
-    return name.split('.')[0]
-
-
 def build_upstream(upstream, deps, class_name, model_args):
-    """An instance of upstream's model/ctrgcn.py `class_name`, its packages importable under
-    their own names only while it is built; ours are back in sys.modules afterwards."""
-    ours = {k: sys.modules.pop(k) for k in list(sys.modules) if _top(k) in COLLIDE}
-    path_before = list(sys.path)
-    sys.path[:0] = [upstream] + ([deps] if deps else [])
-    for stub in ('clip', 'Text_Prompt'):
-        sys.modules[stub] = types.ModuleType(stub)
-    importlib.invalidate_caches()
-    try:
-        spec = importlib.util.spec_from_file_location(
-            'upstream_model_ctrgcn', os.path.join(upstream, 'model', 'ctrgcn.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules['upstream_model_ctrgcn'] = module
-        spec.loader.exec_module(module)
-        model = getattr(module, class_name)(**model_args)
-        graph_file = sys.modules['graph'].__file__
-    finally:
-        for k in [k for k in list(sys.modules) if _top(k) in COLLIDE]:
-            sys.modules['upstream_' + k] = sys.modules.pop(k)
-        sys.modules.update(ours)
-        sys.path[:] = path_before
-        importlib.invalidate_caches()
+    """An instance of upstream's model/ctrgcn.py `class_name`, built as bench_upstream.py builds
+    upstream's models (ours back in sys.modules afterwards)."""
+    module, (model,), graph_file = bench_upstream.build_upstream(
+        lambda up: (getattr(up, class_name)(**model_args),), upstream, deps)
     if not (module.__file__.startswith(upstream) and graph_file.startswith(upstream)):
         sys.exit(f'error: upstream\'s model or graph did not come from {upstream}')
     return model

@@ -45,17 +45,19 @@ def _top(name):
     return name.split('.')[0]
 
 
-def build_upstream(builders):
-    """Run builders(upstream_module) with upstream's packages importable under their own names."""
+def build_upstream(builders, upstream=None, deps=None):
+    """Run builders(upstream_module) with upstream's packages importable under their own names
+    (upstream / deps: the checkout and an extra import folder, default --upstream / --deps)."""
+    upstream, deps = upstream or UP, deps or DEPS
     saved = {k: sys.modules.pop(k) for k in list(sys.modules) if _top(k) in COLLIDE}
     saved_path = list(sys.path)
-    sys.path[:0] = [UP] + ([DEPS] if DEPS else [])
+    sys.path[:0] = [upstream] + ([deps] if deps else [])
     for stub in ('clip', 'Text_Prompt'):
         sys.modules[stub] = types.ModuleType(stub)
     importlib.invalidate_caches()
     try:
         spec = importlib.util.spec_from_file_location('upstream_model_ctrgcn',
-                                                      os.path.join(UP, 'model', 'ctrgcn.py'))
+                                                      os.path.join(upstream, 'model', 'ctrgcn.py'))
         up = importlib.util.module_from_spec(spec)
         sys.modules['upstream_model_ctrgcn'] = up
         spec.loader.exec_module(up)
