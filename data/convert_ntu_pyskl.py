@@ -41,6 +41,7 @@ if __package__ in (None, ''):  # run as a script: make the repo root importable
 from data import pipeline  # noqa: E402
 from data.cli import DEFAULT_RAW  # noqa: E402
 from data.splits import parse_name, split_indices  # noqa: E402
+from data.translate import as_bodies  # noqa: E402
 from torchlight import io  # noqa: E402
 from torchlight.errors import UserError, run_cli  # noqa: E402
 
@@ -50,9 +51,8 @@ SPLIT_PREFIX = {'CS': 'xsub', 'CV': 'xview', 'CSub': 'xsub', 'CSet': 'xset'}
 
 def annotation(name, seq):
     """The pyskl annotation of a denoised (T, 75 | 150) sample."""
-    T, width = seq.shape
-    keypoint = seq.reshape(T, width // 75, 25, 3).transpose(1, 0, 2, 3)
-    keypoint = np.ascontiguousarray(keypoint, dtype=np.float32)
+    T = len(seq)
+    keypoint = np.ascontiguousarray(as_bodies(seq), dtype=np.float32)
     return {'frame_dir': name, 'label': parse_name(name)['action'] - 1, 'total_frames': int(T),
             'keypoint': keypoint}
 

@@ -23,6 +23,16 @@ def translate(seq):
     return seq
 
 
+def as_bodies(seq):
+    """A denoised (frames, 75 * M) sequence as bodies (M, frames, 25, 3) (a view where it can)."""
+    return seq.reshape(len(seq), -1, 25, 3).transpose(1, 0, 2, 3)
+
+
+def as_rows(bodies):
+    """Bodies (M, frames, 25, 3) as the denoised layout (frames, 75 * M); the inverse of as_bodies."""
+    return bodies.transpose(1, 0, 2, 3).reshape(bodies.shape[1], -1)
+
+
 def to_150(seq, repeat_single):
     """(frames, 150): a one-actor sample gets zeros (NTU60) or a copy of itself (NTU120)."""
     if seq.shape[1] == 150:

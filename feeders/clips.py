@@ -57,8 +57,8 @@ def read_clips(path, layout, split=None):
 def _skeleton(path, layout, split):
     from data.denoise import denoised_sequence
     from data.skeleton_io import read_skeleton
-    seq = denoised_sequence(read_skeleton(path))  # (T, 75) or (T, 150), float32
-    return [Clip(path.name, seq.reshape(len(seq), -1, 25, 3).transpose(1, 0, 2, 3))]
+    from data.translate import as_bodies
+    return [Clip(path.name, as_bodies(denoised_sequence(read_skeleton(path))))]
 
 
 def _json(path, layout, split):
@@ -68,14 +68,11 @@ def _json(path, layout, split):
 
 
 def _pickle(path, layout, split):
-    from feeders.pyskl import read_pickle
+    from feeders.pyskl import _split_members, read_pickle
     table = read_pickle(path, split, layout_name(layout))  # the pickle checked whole, against the layout
     annotations = table['annotations']
     if split is not None:
-        names = [str(v) for v in table['split_names']]
-        s = names.index(split)
-        lo, hi = table['split_offsets'][s:s + 2]
-        annotations = [annotations[i] for i in table['split_members'][lo:hi]]
+        annotations = [annotations[i] for i in _split_members(table, split, path)]
     clips = []
     for a in annotations:
         score = a.get('keypoint_score') if a['keypoint'].shape[3] == 2 else None

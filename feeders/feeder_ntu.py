@@ -50,13 +50,12 @@ class Feeder(SkeletonFeeder):
         two) as the NTU prep leaves them (translated; a lone actor padded with zeros, or for
         NTU120, num_class > 60, with its copy), trailing empty frames dropped as the feeder
         drops the padding, then the crop_resize test view and the modality."""
-        from data.translate import to_150, translate
+        from data.translate import as_rows, to_150, translate
         a = feeder_arguments(cls, args)
         repeat_single = num_class is not None and num_class > 60
 
         def prepare(clip):
-            bodies = np.asarray(clip.keypoint[:2], dtype=np.float32)  # (M, T, 25, 3)
-            seq = bodies.transpose(1, 0, 2, 3).reshape(bodies.shape[1], -1)
+            seq = as_rows(np.asarray(clip.keypoint[:2], dtype=np.float32))  # (T, 75 * M)
             seq = transforms.trim_trailing_zeros(to_150(translate(seq), repeat_single))
             return np.ascontiguousarray(seq.reshape(len(seq), 2, 25, 3).transpose(3, 0, 2, 1))
 

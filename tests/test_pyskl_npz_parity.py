@@ -24,7 +24,7 @@ from data import convert_ntu_pyskl, pipeline
 from data.skeleton_io import read_skeleton
 from data.splits import parse_name
 from data.synthetic import generate
-from data.translate import to_150, translate
+from data.translate import as_rows, to_150, translate
 from feeders.feeder_ntu import Feeder as NpzFeeder
 from feeders.feeder_pyskl import Feeder as PysklFeeder
 from torchlight.errors import UserError
@@ -61,12 +61,6 @@ def build(raw, out, dataset):
                                    '--workers', '1']) == 0
     with open(pkl, 'rb') as f:
         return out / 'npz', pkl, pickle.load(f)
-
-
-def rows_of(keypoint):
-    """(M, T, 25, 3) -> (T, 75 * M): the denoised layout."""
-    M, T = keypoint.shape[:2]
-    return keypoint.transpose(1, 0, 2, 3).reshape(T, 75 * M)
 
 
 def check_pickle(data, dataset):
@@ -110,7 +104,7 @@ def compare(raw, out, dataset):
             for i, name in enumerate(names):
                 a = by_name[name]
                 T = a['total_frames']
-                row = to_150(translate(rows_of(a['keypoint'])), ds.repeat_single)
+                row = to_150(translate(as_rows(a['keypoint'])), ds.repeat_single)
                 np.testing.assert_array_equal(x[i, :T], row, err_msg=name)
                 assert not x[i, T:].any(), name
                 assert y[i].argmax() == a['label']

@@ -32,6 +32,19 @@ def trained_parameters(criterion):
     return [p for group in criterion.param_groups() for p in group['params']]
 
 
+def class_names_for(criterion, model, criterion_args, seed=1):
+    """The class names the criterion at path `criterion` gives `model` (its label set's), or None;
+    built for testing (training=False: no text table, no text encoder)."""
+    import torch
+
+    from torchlight.importing import import_class
+    built = import_class(criterion)(model=model, args=dict(criterion_args or {}), seed=seed,
+                                    device=torch.device('cpu'), log=lambda *a, **k: None, training=False)
+    num_class = getattr(model, 'num_class', None)
+    names = built.class_names(num_class) if num_class and hasattr(built, 'class_names') else None
+    return list(names) if names else None
+
+
 class CrossEntropy:
     """Plain classification (CTR-GCN): the model's output is its logits."""
 

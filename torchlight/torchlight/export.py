@@ -20,14 +20,14 @@ import json
 import os
 import sys
 
-import torch
 import yaml
 
 from torchlight import io
 from torchlight.args import parse_kv_dict
 from torchlight.checkpoint import read_state_dict, upgraded_settings
+from torchlight.criterion import class_names_for
 from torchlight.errors import UserError, run_cli
-from torchlight.importing import build, import_class
+from torchlight.importing import build
 
 FORMAT, VERSION = 'gap-inference', 1
 
@@ -66,11 +66,7 @@ def export(work_dir, out, checkpoint=None, criterion_args=None):
     weights, _ = read_state_dict(checkpoint)
     model = build(config['model'], dict(config.get('model_args') or {}), 'model_args')
     model.load_state_dict(weights)  # the weights fit the run's own model
-    criterion = import_class(config['criterion'])(model=model, args=dict(config.get('criterion_args') or {}),
-                                                  seed=config.get('seed', 1), device=torch.device('cpu'),
-                                                  log=lambda *a, **k: None, training=False)
-    num_class = getattr(model, 'num_class', None)
-    names = criterion.class_names(num_class) if num_class and hasattr(criterion, 'class_names') else None
+    names = class_names_for(config['criterion'], model, config.get('criterion_args'), config.get('seed', 1))
     with open(checkpoint, 'rb') as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     entry = {

@@ -18,7 +18,6 @@ Only the classifier runs: no text encoder is loaded (test-time GAP is CTR-GCN). 
 read and checked before the first prediction, and --output is written once, at the end: bad
 input is one line and leaves no file.
 """
-import argparse
 import os
 import sys
 
@@ -29,6 +28,7 @@ import yaml
 from torchlight import io
 from torchlight.args import ArgumentParser
 from torchlight.checkpoint import load_weights, read_state_dict
+from torchlight.criterion import class_names_for
 from torchlight.device import autocast, autocast_dtype, keep_cpu_memory_in_heap, resolve_device
 from torchlight.errors import UserError
 from torchlight.importing import build, import_class
@@ -75,7 +75,7 @@ class Stream:
             raise UserError(f'{path}: its feeder {spec["feeder"]} has no clip_view: predict cannot '
                             'read raw clips for it')
         self.view = feeder.clip_view(dict(spec['test_feeder_args']), self.num_class)
-        self.names = spec['class_names'] or self._names_from_label_set()
+        self.names = spec['class_names'] or class_names_for(spec['criterion'], self.model, spec['criterion_args'])
         if not self.names:
             raise UserError(f'{path}: no class names (neither the checkpoint nor its config\'s label set gives '
                             'them); give --config with the run\'s config, its criterion_args naming the label set')
@@ -83,13 +83,6 @@ class Stream:
             raise UserError(f'{path}: {len(self.names)} class names for a model of {self.num_class} classes')
         self.layout = self.view.layout.name
         self.modality = stream_modality(self.view.modality, self.model)
-
-    def _names_from_label_set(self):
-        criterion = import_class(self.spec['criterion'])(
-            model=self.model, args=dict(self.spec['criterion_args']), seed=1, device=torch.device('cpu'),
-            log=lambda *a, **k: None, training=False)  # training=False: no text table, no encoder
-        names = criterion.class_names(self.num_class) if hasattr(criterion, 'class_names') else None
-        return list(names) if names else None
 
     def describe(self):
         return f'{self.path} (layout {self.layout}, {len(self.names)} classes)'
